@@ -1,0 +1,257 @@
+"""User-facing defaults (baselines' ``DEFAULT_PARAMS`` / ``DEFAULT_ENV_PARAMS``) and ``prepare_params``.
+
+``prepare_params`` merges, in increasing precedence: ``DEFAULT_PARAMS`` < ``DEFAULT_ENV_PARAMS[env]``
+< the ``algo`` preset (``--algo=td3``) < explicit overrides (CLI ``--key=value``), checks every key
+and type, derives ``T`` and ``gamma`` from the env, and returns one frozen :class:`Params`.
+Module-level dicts are never mutated.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
+    # run
+    "env_name": "PandaReach-v3",
+    "n_epochs": 50,
+    "seed": 0,
+    "logdir": "",  # '' -> logs/<env>-<algo>-seed<seed>
+    "policy_save_interval": 5,  # policy_{epoch}.pkl every K epochs; 0 disables
+    "num_threads": 0,  # TF intra/inter-op threads; 0 = TensorFlow's default
+    # networks and optimisation (baselines values)
+    "max_u": 1.0,
+    "layers": 3,
+    "hidden": 256,
+    "Q_lr": 1e-3,
+    "pi_lr": 1e-3,
+    "buffer_size": 1_000_000,  # in transitions
+    "polyak": 0.95,
+    "action_l2": 1.0,
+    "clip_obs": 200.0,
+    "clip_return": True,  # clip critic targets to [-1/(1-gamma), 0]
+    "gamma": 0.0,  # 0 -> 1 - 1/T, as baselines
+    # training loop
+    "n_cycles": 50,
+    "rollout_batch_size": 2,
+    "n_batches": 40,
+    "batch_size": 256,
+    "n_test_rollouts": 10,
+    # exploration
+    "random_eps": 0.3,
+    "noise_eps": 0.2,
+    # HER
+    "replay_strategy": "future",
+    "replay_k": 4,
+    # observation normalisation
+    "norm_eps": 0.01,
+    "norm_clip": 5.0,
+    # TD3 pieces; DDPG is TD3 with these off
+    "algo": "ddpg",
+    "n_critics": 1,
+    "policy_delay": 1,
+    "target_noise": 0.0,  # in units of max_u
+    "target_noise_clip": 0.0,  # in units of max_u
+})
+
+ALGO_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "ddpg": MappingProxyType({"n_critics": 1, "policy_delay": 1, "target_noise": 0.0,
+                              "target_noise_clip": 0.0}),
+    "td3": MappingProxyType({"n_critics": 2, "policy_delay": 2, "target_noise": 0.2,
+                             "target_noise_clip": 0.5}),
+})
+
+REPLAY_STRATEGIES = ("future", "final", "episode", "random", "none")
+
+
+def _panda_env_params() -> dict:
+    # Budgets per task (epochs of n_cycles x rollout_batch_size episodes). Reach needs few updates,
+    # so its epochs are short to give a fine-grained curve and a quick default run.
+    per_task = {
+        "Reach": {"n_epochs": 5, "n_cycles": 10},
+        "Push": {"n_epochs": 100},
+        "Slide": {"n_epochs": 200},
+        "PickAndPlace": {"n_epochs": 150},
+        "Stack": {"n_epochs": 300},
+        "Flip": {"n_epochs": 200},
+    }
+    out = {}
+    for task, overrides in per_task.items():
+        for control in ("", "Joints"):
+            for reward in ("", "Dense"):
+                out[f"Panda{task}{control}{reward}-v3"] = MappingProxyType(dict(overrides))
+    return out
+
+
+def _fetch_env_params() -> dict:
+    per_task = {"Reach": {"n_epochs": 10, "n_cycles": 10}, "Push": {"n_epochs": 100},
+                "Slide": {"n_epochs": 200}, "PickAndPlace": {"n_epochs": 150}}
+    return {f"Fetch{task}-v4": MappingProxyType(dict(o)) for task, o in per_task.items()}
+
+
+DEFAULT_ENV_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {**_panda_env_params(), **_fetch_env_params()})
+
+
+class ConfigError(ValueError):
+    """A bad key, value or combination in the configuration."""
+
+
+class Params(Mapping):
+    """Frozen, validated hyperparameters. Read as attributes (``params.batch_size``) or keys."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]):
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"Params has no key {key!r}") from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Params are frozen; build a new one with prepare_params")
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return f"Params({dict(self._values)!r})"
+
+    def __reduce__(self):
+        return (Params, (dict(self._values),))
+
+    def to_json(self) -> str:
+        return json.dumps(dict(self._values), indent=2, sort_keys=True)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Convert ``value`` (a CLI string or a Python value) to the type of ``default``."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if float(number) != int(number):
+                raise ValueError
+            return int(number)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ConfigError(f"--{key}={value!r}: expected {kind.__name__} (default {default!r})")
+
+
+def _check_known(keys, source: str) -> None:
+    unknown = sorted(set(keys) - set(DEFAULT_PARAMS))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, DEFAULT_PARAMS.keys(), n=3)
+            hints.append(f"{key!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise ConfigError(f"unknown key(s) in {source}: {', '.join(hints)}. Valid keys: "
+                          f"{', '.join(sorted(DEFAULT_PARAMS))}")
+
+
+def _validate(p: dict) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    for key in ("n_epochs", "n_cycles", "rollout_batch_size", "batch_size", "layers", "hidden",
+                "buffer_size", "n_critics", "policy_delay"):
+        need(p[key] >= 1, f"--{key} must be >= 1, got {p[key]}")
+    for key in ("n_batches", "n_test_rollouts", "policy_save_interval", "num_threads", "replay_k",
+                "seed"):
+        need(p[key] >= 0, f"--{key} must be >= 0, got {p[key]}")
+    for key in ("random_eps", "polyak"):
+        need(0.0 <= p[key] <= 1.0, f"--{key} must be in [0, 1], got {p[key]}")
+    for key in ("Q_lr", "pi_lr", "max_u", "norm_eps", "norm_clip", "clip_obs"):
+        need(p[key] > 0, f"--{key} must be > 0, got {p[key]}")
+    for key in ("noise_eps", "action_l2", "target_noise", "target_noise_clip"):
+        need(p[key] >= 0, f"--{key} must be >= 0, got {p[key]}")
+    need(0.0 < p["gamma"] < 1.0, f"--gamma must be in (0, 1), got {p['gamma']}")
+    need(p["replay_strategy"] in REPLAY_STRATEGIES,
+         f"--replay_strategy must be one of {', '.join(REPLAY_STRATEGIES)}, got "
+         f"{p['replay_strategy']!r}")
+    need(p["algo"] in ALGO_PRESETS,
+         f"--algo must be one of {', '.join(ALGO_PRESETS)}, got {p['algo']!r}")
+    need(p["buffer_size"] >= p["T"],
+         f"--buffer_size ({p['buffer_size']}) must hold at least one episode of T={p['T']} steps")
+
+
+def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | None = None,
+                   T: int | None = None) -> Params:
+    """Merge defaults, env defaults, algo preset and overrides into frozen, validated Params.
+
+    ``T`` (episode length) is read from the env's registration unless given.
+    """
+    overrides = dict(overrides or {})
+    _check_known(overrides, "overrides")
+    env_name = env_name or overrides.get("env_name") or DEFAULT_PARAMS["env_name"]
+    merged = dict(DEFAULT_PARAMS)
+    merged.update(DEFAULT_ENV_PARAMS.get(env_name, {}))
+    algo = _coerce("algo", overrides.get("algo", merged["algo"]), "")
+    if algo in ALGO_PRESETS:
+        merged.update(ALGO_PRESETS[algo])
+    for key, value in overrides.items():
+        merged[key] = _coerce(key, value, DEFAULT_PARAMS[key])
+    merged["env_name"] = env_name
+    if T is None:
+        from baselines_her.envs import episode_length
+        T = episode_length(env_name)
+    merged["T"] = int(T)
+    if merged["gamma"] == 0.0:
+        merged["gamma"] = 1.0 - 1.0 / merged["T"]
+    _validate(merged)
+    return Params(merged)
+
+
+def parse_cli_overrides(argv: list[str]) -> dict[str, str]:
+    """``['--key=value', '--key2', 'value2']`` -> ``{'key': 'value', 'key2': 'value2'}``."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"expected --key=value, got {arg!r}")
+        body = arg[2:]
+        if "=" in body:
+            key, value = body.split("=", 1)
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            key, value = body, argv[i + 1]
+            i += 1
+        else:
+            raise ConfigError(f"{arg} needs a value: {arg}=VALUE")
+        key = key.replace("-", "_")
+        out["env_name" if key == "env" else key] = value
+        i += 1
+    return out

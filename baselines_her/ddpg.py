@@ -1,0 +1,182 @@
+"""The learner: DDPG and TD3 are one agent with flags (``n_critics``, ``policy_delay``,
+``target_noise``, ``target_noise_clip``); DDPG is TD3 with those off.
+
+Numerics live in one ``tf.function`` (:meth:`DDPG.train_step`): it takes a dict of preprocessed
+arrays and returns a dict of losses. Normalisation, MPI and bookkeeping stay in plain Python.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from baselines_her import losses, mpi_util
+from baselines_her.networks import (NumpyActor, build_actor, build_critic, model_weights,
+                                    set_model_weights)
+from baselines_her.normalizer import Normalizer
+
+POLICY_FORMAT_VERSION = 1
+
+
+class DDPG:
+    def __init__(self, dim_o: int, dim_g: int, dim_u: int, params, tf_seed: int = 0):
+        p = params
+        self.params = p
+        self.dim_o, self.dim_g, self.dim_u = dim_o, dim_g, dim_u
+        self.max_u = float(p.max_u)
+        self.gamma = float(p.gamma)
+        self.clip_return = 1.0 / (1.0 - self.gamma) if p.clip_return else None
+        self.o_norm = Normalizer(dim_o, p.norm_eps, p.norm_clip, p.clip_obs)
+        self.g_norm = Normalizer(dim_g, p.norm_eps, p.norm_clip, p.clip_obs)
+
+        self.actor = build_actor(dim_o, dim_g, dim_u, p.layers, p.hidden, "actor")
+        self.critics = [build_critic(dim_o, dim_g, dim_u, p.layers, p.hidden, f"critic{i}")
+                        for i in range(p.n_critics)]
+        self.target_actor = build_actor(dim_o, dim_g, dim_u, p.layers, p.hidden, "actor")
+        self.target_critics = [build_critic(dim_o, dim_g, dim_u, p.layers, p.hidden, f"critic{i}")
+                               for i in range(p.n_critics)]
+        self.target_actor.set_weights(self.actor.get_weights())
+        for target, main in zip(self.target_critics, self.critics):
+            target.set_weights(main.get_weights())
+
+        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        self.actor_vars = list(self.actor.trainable_variables)
+        self.pi_opt = tf.keras.optimizers.Adam(p.pi_lr)
+        self.q_opt = tf.keras.optimizers.Adam(p.Q_lr)
+        # Build optimiser slots now: apply_gradients runs inside a tf.cond (policy delay).
+        self.pi_opt.build(self.actor_vars)
+        self.q_opt.build(self.critic_vars)
+        self.n_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_updates")
+        self.noise_rng = tf.random.Generator.from_seed(tf_seed)
+        self._target_pairs = list(zip(
+            self.target_actor.variables + [v for c in self.target_critics for v in c.variables],
+            self.actor.variables + [v for c in self.critics for v in c.variables]))
+        self.train_step = tf.function(self._train_step, jit_compile=False)
+        self._update_target = tf.function(self._polyak_update)
+        self._q_pi = tf.function(self._q_of_policy)
+
+    # ---- numerics (inside tf.function) -------------------------------------------------------
+    def _critic_in(self, obs, u):
+        return tf.concat([obs, u / self.max_u], axis=-1)
+
+    def _reduce(self, grads):
+        """Average gradients over MPI ranks (identity in one process)."""
+        if mpi_util.size() == 1:
+            return grads
+        flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
+        flat = tf.numpy_function(lambda x: mpi_util.allreduce_mean(x).astype(np.float32),
+                                 [flat], tf.float32, stateful=True)
+        out, offset = [], 0
+        for g in grads:
+            n = int(np.prod(g.shape))
+            out.append(tf.reshape(flat[offset:offset + n], g.shape))
+            offset += n
+        return out
+
+    def _train_step(self, batch):
+        """One critic update (and, every ``policy_delay`` steps, one actor update).
+
+        ``batch``: ``obs, obs_2 (B, do+dg)`` normalised; ``u (B, du)``; ``r (B,)``; ``w (B,)``
+        importance weights (ones for uniform replay). Returns losses and per-row ``td_abs``.
+        """
+        p = self.params
+        obs, obs_2, u = batch["obs"], batch["obs_2"], batch["u"]
+        r, w = batch["r"][:, None], batch["w"][:, None]
+        a_2 = self.max_u * self.target_actor(obs_2)
+        if p.target_noise > 0:
+            noise = self.noise_rng.normal(tf.shape(a_2)) * (p.target_noise * self.max_u)
+            a_2 = losses.smoothed_target_action(a_2, noise, p.target_noise_clip * self.max_u,
+                                                self.max_u)
+        q_next = losses.min_over_critics([c(self._critic_in(obs_2, a_2))
+                                          for c in self.target_critics])
+        y = losses.critic_target(r, q_next, self.gamma, self.clip_return)
+        with tf.GradientTape() as tape:
+            qs = [c(self._critic_in(obs, u)) for c in self.critics]
+            critic_loss = tf.add_n([losses.critic_loss(q, y, w) for q in qs])
+        grads = self._reduce(tape.gradient(critic_loss, self.critic_vars))
+        self.q_opt.apply_gradients(zip(grads, self.critic_vars))
+
+        def actor_update():
+            with tf.GradientTape() as tape:
+                pi = self.max_u * self.actor(obs)
+                q_pi = self.critics[0](self._critic_in(obs, pi))
+                loss = losses.actor_loss(q_pi, pi, self.max_u, p.action_l2)
+            grads = self._reduce(tape.gradient(loss, self.actor_vars))
+            self.pi_opt.apply_gradients(zip(grads, self.actor_vars))
+            return loss
+
+        do_actor = tf.equal(self.n_updates % p.policy_delay, 0)
+        actor_loss = tf.cond(do_actor, actor_update, lambda: tf.constant(np.nan, tf.float32))
+        self.n_updates.assign_add(1)
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss,
+                "q_mean": tf.reduce_mean(qs[0]), "td_abs": tf.abs(y - qs[0])[:, 0]}
+
+    def _polyak_update(self):
+        for target, main in self._target_pairs:
+            target.assign(self.params.polyak * target + (1.0 - self.params.polyak) * main)
+
+    def _q_of_policy(self, obs):
+        return self.critics[0](self._critic_in(obs, self.max_u * self.actor(obs)))[:, 0]
+
+    # ---- plain-python side -------------------------------------------------------------------
+    def obs_input(self, o: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.o_norm.normalize(o), self.g_norm.normalize(g)], axis=-1)
+
+    def preprocess(self, batch: dict, weights: np.ndarray | None = None) -> dict:
+        n = len(batch["r"])
+        return {"obs": self.obs_input(batch["o"], batch["g"]),
+                "obs_2": self.obs_input(batch["o_2"], batch["g"]),
+                "u": np.asarray(batch["u"], np.float32),
+                "r": np.asarray(batch["r"], np.float32).reshape(n),
+                "w": np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)}
+
+    def train(self, batch: dict, weights: np.ndarray | None = None) -> dict:
+        out = self.train_step(self.preprocess(batch, weights))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def update_target_net(self) -> None:
+        self._update_target()
+
+    def update_normalizers(self, o: np.ndarray, g: np.ndarray) -> None:
+        self.o_norm.update(o)
+        self.g_norm.update(g)
+        self.o_norm.recompute_stats()
+        self.g_norm.recompute_stats()
+
+    def mean_q(self, o: np.ndarray, g: np.ndarray) -> float:
+        return float(np.mean(self._q_pi(self.obs_input(o.reshape(-1, self.dim_o),
+                                                       g.reshape(-1, self.dim_g))).numpy()))
+
+    def policy_state(self, env_name: str) -> dict:
+        """Plain data for ``policy_*.pkl``: rebuilds the actor anywhere (see :func:`actor_from_state`)."""
+        return {
+            "format_version": POLICY_FORMAT_VERSION,
+            "env_name": env_name,
+            "dims": {"o": self.dim_o, "g": self.dim_g, "u": self.dim_u},
+            "params": dict(self.params),
+            "normalizer": {"o_mean": self.o_norm.mean, "o_std": self.o_norm.std,
+                           "g_mean": self.g_norm.mean, "g_std": self.g_norm.std},
+            "weights": {"actor": model_weights(self.actor),
+                        **{f"critic{i}": model_weights(c) for i, c in enumerate(self.critics)}},
+        }
+
+    def numpy_actor(self) -> NumpyActor:
+        return NumpyActor(model_weights(self.actor), "actor", self.params.layers, self.max_u,
+                          self.o_norm.mean, self.o_norm.std, self.g_norm.mean, self.g_norm.std,
+                          self.params.norm_clip, self.params.clip_obs)
+
+    def tf_checkpoint(self) -> tf.train.Checkpoint:
+        """Networks, targets, optimisers and counters for ``--resume``."""
+        return tf.train.Checkpoint(
+            actor=self.actor, target_actor=self.target_actor,
+            critics={str(i): c for i, c in enumerate(self.critics)},
+            target_critics={str(i): c for i, c in enumerate(self.target_critics)},
+            pi_opt=self.pi_opt, q_opt=self.q_opt, n_updates=self.n_updates,
+            noise_rng=self.noise_rng)
+
+    def normalizer_state(self) -> dict:
+        return {**self.o_norm.state_dict("o_norm"), **self.g_norm.state_dict("g_norm")}
+
+    def load_normalizer_state(self, state: dict) -> None:
+        self.o_norm.load_state_dict(state, "o_norm")
+        self.g_norm.load_state_dict(state, "g_norm")
+

@@ -1,0 +1,76 @@
+"""Policy files (``policy_*.pkl``): plain data only, written atomically, read without TensorFlow.
+
+The pickle holds a dict of builtins and numpy arrays (format version, env name, dims, params,
+normaliser statistics, weights by name). Loading uses a restricted unpickler that only rebuilds
+numpy arrays, so opening a policy file cannot run arbitrary code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+
+import numpy as np
+
+from baselines_her.networks import NumpyActor
+
+SUPPORTED_FORMAT_VERSIONS = (1,)
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("builtins", "float"), ("builtins", "int"),
+}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"policy files hold plain data only; refusing {module}.{name}")
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it over ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_policy(path: str, state: dict) -> None:
+    atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_policy(path: str) -> dict:
+    """Read and check a policy file; errors name the file and what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            state = _PlainDataUnpickler(f).load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"policy file not found: {path}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a baselines_her policy file ({exc})") from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise ValueError(f"{path}: not a baselines_her policy file (no format_version)")
+    if state["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
+        raise ValueError(f"{path}: policy format version {state['format_version']} is not "
+                         f"supported (this version reads {SUPPORTED_FORMAT_VERSIONS})")
+    for key in ("env_name", "dims", "params", "normalizer", "weights"):
+        if key not in state:
+            raise ValueError(f"{path}: policy file lacks key {key!r}")
+    return state
+
+
+def actor_from_state(state: dict) -> NumpyActor:
+    """The deterministic actor of a policy file, as a numpy function ``(o, g) -> u``."""
+    p, n = state["params"], state["normalizer"]
+    return NumpyActor(state["weights"]["actor"], "actor", p["layers"], p["max_u"], n["o_mean"],
+                      n["o_std"], n["g_mean"], n["g_std"], p["norm_clip"], p["clip_obs"])
