@@ -18,7 +18,8 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("builtins", "float"), ("builtins", "int"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"), ("builtins", "float"), ("builtins", "int"),
 }
 
 

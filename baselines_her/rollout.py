@@ -17,11 +17,12 @@ class RolloutWorker:
         self.T, self.dims = T, (dim_o, dim_g, dim_u)
         self.max_u, self.rng = float(max_u), rng
         self.noise_eps, self.random_eps = float(noise_eps), float(random_eps)
-        self._pending_seeds = list(env_seeds[: len(envs)])  # used at each env's first reset
+        # panda-gym re-seeds its goal sampler from OS entropy on every reset(seed=None), so every
+        # reset gets a seed drawn from the env's own generator: runs are reproducible.
+        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[: len(envs)]]
 
     def _reset(self, i: int) -> dict:
-        seed, self._pending_seeds[i] = self._pending_seeds[i], None
-        obs, _ = self.envs[i].reset(seed=seed)
+        obs, _ = self.envs[i].reset(seed=int(self.env_rngs[i].integers(2**31 - 1)))
         return obs
 
     def _explore(self, u: np.ndarray) -> np.ndarray:

@@ -24,13 +24,13 @@ def seed_everything(seed: int, rank: int = 0, n_envs: int = 1) -> Rngs:
 
     Ranks use ``seed + 1_000_000 * rank`` so workers explore differently but reproducibly.
     """
-    import tensorflow as tf
+    import keras
 
     rank_seed = int(seed) + RANK_SEED_STRIDE * int(rank)
     root = np.random.SeedSequence(rank_seed)
     rollout_ss, sampler_ss, env_ss, tf_ss = root.spawn(4)
     tf_seed = int(tf_ss.generate_state(1)[0] % (2**31 - 1))
-    tf.random.set_seed(tf_seed)
+    keras.utils.set_random_seed(tf_seed)  # TF's global seed and Keras' initialiser seeds
     env_seeds = [int(s) for s in env_ss.generate_state(n_envs + 1)]
     return Rngs(seed=rank_seed, rollout=np.random.default_rng(rollout_ss),
                 sampler=np.random.default_rng(sampler_ss), env_seeds=env_seeds, tf_seed=tf_seed)

@@ -195,13 +195,17 @@ class Trainer:
         meta = {"epoch": epoch, "best_success": self.best_success, "best_epoch": self.best_epoch,
                 "env_steps": self.env_steps,
                 "rng": {"rollout": self.rngs.rollout.bit_generator.state,
-                        "sampler": self.rngs.sampler.bit_generator.state}}
+                        "sampler": self.rngs.sampler.bit_generator.state,
+                        "envs": [r.bit_generator.state for r in self._env_rngs()]}}
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f)
         if os.path.exists(final):
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+
+    def _env_rngs(self) -> list:
+        return self.worker.env_rngs + self.evaluator.env_rngs
 
     def load_checkpoint(self) -> None:
         path = os.path.join(self.logdir, CHECKPOINT_DIR)
@@ -218,6 +222,8 @@ class Trainer:
             self.agent.load_normalizer_state(state)
         self.rngs.rollout.bit_generator.state = meta["rng"]["rollout"]
         self.rngs.sampler.bit_generator.state = meta["rng"]["sampler"]
+        for rng, state in zip(self._env_rngs(), meta["rng"]["envs"]):
+            rng.bit_generator.state = state
         self.start_epoch = meta["epoch"] + 1
         self.best_success, self.best_epoch = meta["best_success"], meta["best_epoch"]
         self.env_steps = meta["env_steps"]
