@@ -21,6 +21,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "logdir": "",  # '' -> logs/<env>-<algo>-seed<seed>
     "policy_save_interval": 5,  # policy_{epoch}.pkl every K epochs; 0 disables
     "num_threads": 0,  # TF intra/inter-op threads; 0 = TensorFlow's default
+    "num_cpu": 1,  # MPI workers; >1 re-launches itself under the environment's mpiexec
     # networks and optimisation (baselines values)
     "max_u": 1.0,
     "layers": 3,
@@ -187,7 +188,7 @@ def _validate(p: dict) -> None:
             raise ConfigError(msg)
 
     for key in ("n_epochs", "n_cycles", "rollout_batch_size", "batch_size", "layers", "hidden",
-                "buffer_size", "n_critics", "policy_delay"):
+                "buffer_size", "n_critics", "policy_delay", "num_cpu"):
         need(p[key] >= 1, f"--{key} must be >= 1, got {p[key]}")
     for key in ("n_batches", "n_test_rollouts", "policy_save_interval", "num_threads", "replay_k",
                 "seed"):

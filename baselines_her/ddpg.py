@@ -50,6 +50,7 @@ class DDPG:
         self._target_pairs = list(zip(
             self.target_actor.variables + [v for c in self.target_critics for v in c.variables],
             self.actor.variables + [v for c in self.critics for v in c.variables]))
+        self.n_ranks = mpi_util.size()  # read here: mpi4py calls inside tf.function confuse AutoGraph
         self.train_step = tf.function(self._train_step, jit_compile=False)
         self._update_target = tf.function(self._polyak_update)
         self._q_pi = tf.function(self._q_of_policy)
@@ -60,7 +61,7 @@ class DDPG:
 
     def _reduce(self, grads):
         """Average gradients over MPI ranks (identity in one process)."""
-        if mpi_util.size() == 1:
+        if self.n_ranks == 1:
             return grads
         flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
         flat = tf.numpy_function(lambda x: mpi_util.allreduce_mean(x).astype(np.float32),
@@ -109,6 +110,24 @@ class DDPG:
         self.n_updates.assign_add(1)
         return {"critic_loss": critic_loss, "actor_loss": actor_loss,
                 "q_mean": tf.reduce_mean(qs[0]), "td_abs": tf.abs(y - qs[0])[:, 0]}
+
+    def all_variables(self) -> list:
+        """Every network variable (main and target), in a fixed order."""
+        return (self.actor.variables + [v for c in self.critics for v in c.variables]
+                + self.target_actor.variables
+                + [v for c in self.target_critics for v in c.variables])
+
+    def flat_weights(self) -> np.ndarray:
+        return np.concatenate([v.numpy().ravel() for v in self.all_variables()])
+
+    def sync_from_root(self) -> None:
+        """Broadcast rank 0's network weights so every rank starts identical."""
+        flat = mpi_util.broadcast(self.flat_weights())
+        offset = 0
+        for v in self.all_variables():
+            n = int(np.prod(v.shape))
+            v.assign(flat[offset:offset + n].reshape(v.shape))
+            offset += n
 
     def _polyak_update(self):
         for target, main in self._target_pairs:

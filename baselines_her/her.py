@@ -38,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from baselines_her import mpi_util
+    if params.num_cpu > 1 and not mpi_util.launched_by_mpi():
+        rest = [f"--{k}={v}" for k, v in overrides.items() if k != "num_cpu"]
+        rest += ["--resume"] if resume else []
+        mpi_util.relaunch_under_mpi(params.num_cpu, "baselines_her.her", rest)
     from baselines_her.train import train
     try:
-        train(params, resume=resume)
+        mpi_util.abort_on_exception(train, params, resume=resume)
     except (FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

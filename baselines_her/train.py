@@ -20,7 +20,12 @@ from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import RolloutWorker
 from baselines_her.seeding import seed_everything
 
-CHECKPOINT_DIR = "checkpoint"
+
+
+def checkpoint_dir() -> str:
+    """``checkpoint`` in one process; ``checkpoint-rank{r}`` for every MPI rank r > 0."""
+    r = mpi_util.rank()
+    return "checkpoint" if r == 0 else f"checkpoint-rank{r}"
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Trainer:
             raise ValueError(f"params.T={params.T} but env {params.env_name} has T={spec.T}")
         dims = (spec.dim_o, spec.dim_g, spec.dim_u)
         self.agent = DDPG(*dims, params, tf_seed=self.rngs.tf_seed)
+        self.agent.sync_from_root()
         self.buffer = ReplayBuffer(spec.T, *dims, params.buffer_size)
         self.sampler = HerSampler(params.replay_strategy, params.replay_k, spec.T,
                                   spec.compute_reward, spec.distance_threshold)
@@ -136,6 +142,8 @@ class Trainer:
             row = self._epoch_row(epoch, stats, test_success, mean_q, test_s,
                                   time.perf_counter() - t_epoch, steps_before)
             final_success = row["test/success_rate"]
+            # Gradients are averaged over ranks, so weights must stay identical; check it.
+            mpi_util.check_in_sync("network weights", self.agent.flat_weights())
             log.log_epoch(row, p.n_epochs)
             self._save(epoch, final_success)
         self.logger.info(f"final test success rate: {final_success:.3f} (best "
@@ -172,6 +180,7 @@ class Trainer:
     # ---- files -------------------------------------------------------------------------------
     def _save(self, epoch: int, test_success: float) -> None:
         if self.rank != 0:
+            self.save_checkpoint(epoch)  # each rank keeps its own buffer and generators
             return
         state = self.agent.policy_state(self.params.env_name)
         save_policy(os.path.join(self.logdir, "policy_latest.pkl"), state)
@@ -185,10 +194,10 @@ class Trainer:
 
     def save_checkpoint(self, epoch: int) -> None:
         """Write the full training state to ``checkpoint/`` atomically (temp dir + rename)."""
-        final = os.path.join(self.logdir, CHECKPOINT_DIR)
+        final = os.path.join(self.logdir, checkpoint_dir())
         tmp, old = final + ".tmp", final + ".old"
         shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
+        os.makedirs(tmp)  # makedirs also creates logdir on ranks without a logger
         self.agent.tf_checkpoint().write(os.path.join(tmp, "tf"))
         np.savez(os.path.join(tmp, "state.npz"), **self.buffer.state_dict(),
                  **self.agent.normalizer_state())
@@ -208,12 +217,12 @@ class Trainer:
         return self.worker.env_rngs + self.evaluator.env_rngs
 
     def load_checkpoint(self) -> None:
-        path = os.path.join(self.logdir, CHECKPOINT_DIR)
+        path = os.path.join(self.logdir, checkpoint_dir())
         if not os.path.isdir(path) and os.path.isdir(path + ".old"):
             path += ".old"  # crashed between the two renames
         if not os.path.exists(os.path.join(path, "meta.json")):
             raise FileNotFoundError(f"--resume: no checkpoint in {self.logdir} "
-                                    f"(expected {CHECKPOINT_DIR}/meta.json)")
+                                    f"(expected {checkpoint_dir()}/meta.json)")
         with open(os.path.join(path, "meta.json")) as f:
             meta = json.load(f)
         self.agent.tf_checkpoint().read(os.path.join(path, "tf")).assert_existing_objects_matched()
@@ -231,7 +240,8 @@ class Trainer:
 
 
 def train(params: Params, logdir: str | None = None, resume: bool = False) -> TrainResult:
-    logdir = logdir or params.logdir or default_logdir(params)
+    # Rank 0 names the run (default names hold a timestamp that other ranks could disagree on).
+    logdir = mpi_util.broadcast_object(logdir or params.logdir or default_logdir(params))
     if (not resume and mpi_util.rank() == 0
             and os.path.exists(os.path.join(logdir, "progress.csv"))):
         raise FileExistsError(f"{logdir} already holds a run (progress.csv); pass --resume to "
