@@ -1,0 +1,309 @@
+"""Generate scripted expert demonstrations for the panda-gym v3 tasks.
+
+    python experiment/data_generation/generate_demos.py --env PandaPush-v3 --episodes 100 \
+        --seed 0 --out demos.npz [--only_success] [--noise 0.0]
+
+The output is the native demo file of baselines_her: an ``.npz`` (``np.savez_compressed``) of
+plain float32 arrays with the episode-batch shapes, loadable with ``allow_pickle=False``::
+
+    o               (B, T+1, do)   observations, including the final one
+    ag              (B, T+1, dg)   achieved goals, including the final one
+    g               (B, T,   dg)   desired goal at each step
+    u               (B, T,   du)   actions taken (after noise and clipping)
+    info_is_success (B, T,   1)    info['is_success'] after each step
+
+Every episode runs exactly T = ``env.spec.max_episode_steps`` steps: panda-gym's
+``terminated=True`` on success is ignored (the unwrapped env is stepped), as in the rest of the
+library. Episode ``i`` (counting discarded attempts) is reset with ``seed + i``, so a given
+``--seed`` always produces the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+KEYS = ("o", "ag", "g", "u", "info_is_success")
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silence what C code writes straight to fds 1/2 (pybullet prints its build time and
+    connection options when an env is created)."""
+    saved = []
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:  # no real fds (e.g. captured streams): nothing to silence
+        pass
+    try:
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def make_panda_env(env_id: str):
+    """``gymnasium.make`` for a panda-gym id, without pybullet's start-up chatter."""
+    import gymnasium
+
+    with quiet_native_output():
+        import panda_gym  # noqa: F401  (registers the envs)
+
+        return gymnasium.make(env_id)
+
+
+class ProgressBar:
+    """A tiny in-place text progress bar on stderr (redrawn every ``every`` fraction)."""
+
+    def __init__(self, total: int, label: str = "", every: float = 0.05, stream=None, width: int = 30):
+        self.total = max(int(total), 1)
+        self.label = label
+        self.every = every
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self._last = -1.0
+        self._t0 = time.time()
+
+    def update(self, done: int, extra: str = "") -> None:
+        frac = min(done / self.total, 1.0)
+        if frac < 1.0 and self._last >= 0 and frac - self._last < self.every:
+            return
+        self._last = frac
+        n = int(round(frac * self.width))
+        bar = "#" * n + "-" * (self.width - n)
+        msg = f"\r{self.label}[{bar}] {done}/{self.total} {frac * 100:5.1f}% {time.time() - self._t0:6.1f}s"
+        if extra:
+            msg += " " + extra
+        self.stream.write(msg)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int]) -> Dict[str, np.ndarray]:
+    """One episode of exactly ``T`` steps. ``env.reset`` goes through the wrappers; steps go to
+    ``env.unwrapped`` so that neither ``terminated`` (success) nor the TimeLimit cuts it short."""
+    obs, _ = env.reset(seed=seed)
+    base = env.unwrapped
+    if hasattr(policy_fn, "reset"):
+        policy_fn.reset()
+    o = [np.asarray(obs["observation"], dtype=np.float32)]
+    ag = [np.asarray(obs["achieved_goal"], dtype=np.float32)]
+    g, u, succ = [], [], []
+    for _ in range(T):
+        g.append(np.asarray(obs["desired_goal"], dtype=np.float32))
+        action = np.asarray(policy_fn(obs), dtype=np.float32).reshape(-1)
+        action = np.clip(action, env.action_space.low, env.action_space.high).astype(np.float32)
+        obs, _reward, _terminated, _truncated, info = base.step(action)
+        u.append(action)
+        o.append(np.asarray(obs["observation"], dtype=np.float32))
+        ag.append(np.asarray(obs["achieved_goal"], dtype=np.float32))
+        succ.append([float(info.get("is_success", 0.0))])
+    return {
+        "o": np.stack(o),
+        "ag": np.stack(ag),
+        "g": np.stack(g),
+        "u": np.stack(u),
+        "info_is_success": np.asarray(succ, dtype=np.float32),
+    }
+
+
+def record_episodes(
+    env,
+    policy_fn: Callable,
+    n: int,
+    rng: Optional[np.random.Generator] = None,
+    only_success: bool = False,
+    *,
+    seed: Optional[int] = None,
+    T: Optional[int] = None,
+    noise: float = 0.0,
+    max_attempts: Optional[int] = None,
+    progress: bool = False,
+    label: str = "",
+) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+    """Record ``n`` episodes of ``policy_fn`` in ``env`` as one episode batch.
+
+    ``policy_fn(obs_dict) -> action``; if it has a ``reset()`` method it is called at the start of
+    each episode. ``rng`` draws the Gaussian action noise (std ``noise``, in action units, before
+    clipping) and, when ``seed`` is None, the per-episode reset seeds. Attempt ``i`` is reset with
+    ``seed + i``. With ``only_success`` failed episodes (``info_is_success`` at the last step is
+    0) are dropped and attempts continue up to ``max_attempts`` (default ``10 * n``); hitting the
+    cap raises ``RuntimeError``.
+
+    Returns ``(batch, stats)``: ``batch`` is the dict of float32 arrays ``o (n,T+1,do)``,
+    ``ag (n,T+1,dg)``, ``g (n,T,dg)``, ``u (n,T,du)``, ``info_is_success (n,T,1)``; ``stats`` has
+    ``attempts``, ``successes`` and ``kept``.
+    """
+    if n <= 0:
+        raise ValueError(f"number of episodes must be positive, got {n}")
+    if T is None:
+        T = getattr(env.spec, "max_episode_steps", None) if env.spec is not None else None
+        if T is None:
+            raise ValueError("env.spec.max_episode_steps is not set: pass T explicitly")
+    if rng is None:
+        rng = np.random.default_rng(seed)
+    if seed is None:
+        seed = int(rng.integers(0, 2**31 - 1))
+    if max_attempts is None:
+        max_attempts = 10 * n if only_success else n
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
+    def act(obs):
+        a = np.asarray(policy_fn(obs), dtype=np.float64)
+        if noise > 0:
+            a = a + rng.normal(0.0, noise, size=a.shape)
+        return a
+
+    if hasattr(policy_fn, "reset"):
+        act.reset = policy_fn.reset  # type: ignore[attr-defined]
+
+    episodes = []
+    attempts = successes = 0
+    bar = ProgressBar(n, label=label) if progress else None
+    while len(episodes) < n:
+        if attempts >= max_attempts:
+            if bar is not None:
+                bar.close()
+            raise RuntimeError(
+                f"only {len(episodes)}/{n} successful episodes after {attempts} attempts "
+                f"(cap {max_attempts}); the expert's success rate is too low for --only_success"
+            )
+        ep = run_episode(env, act, T, seed + attempts)
+        attempts += 1
+        ok = bool(ep["info_is_success"][-1, 0] > 0.5)
+        successes += ok
+        if ok or not only_success:
+            episodes.append(ep)
+        if bar is not None:
+            bar.update(len(episodes), f"success {successes}/{attempts}")
+    if bar is not None:
+        bar.close()
+    batch = {k: np.stack([ep[k] for ep in episodes]).astype(np.float32) for k in KEYS}
+    return batch, {"attempts": attempts, "successes": successes, "kept": len(episodes)}
+
+
+def save_episodes(path: str, batch: Dict[str, np.ndarray]) -> str:
+    """Write the batch with ``np.savez_compressed``; returns the path written (``.npz`` added)."""
+    if not path.endswith(".npz"):
+        path += ".npz"
+    for k in KEYS:
+        a = batch[k]
+        if a.dtype != np.float32 or not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: array {k!r} must be finite float32")
+    np.savez_compressed(path, **{k: batch[k] for k in KEYS})
+    return path
+
+
+def check_env_id(env_id: str, extra_modules=()) -> Optional[str]:
+    """None if ``env_id`` is a registered gymnasium id, else an error message with the closest
+    registered ids (panda-gym and ``extra_modules`` are imported/registered first)."""
+    import gymnasium
+
+    for mod in ("panda_gym",) + tuple(extra_modules):
+        try:
+            with quiet_native_output():
+                m = __import__(mod)
+            if mod == "gymnasium_robotics":
+                gymnasium.register_envs(m)
+        except ImportError:
+            pass
+    if env_id in gymnasium.registry:
+        return None
+    close = difflib.get_close_matches(env_id, list(gymnasium.registry.keys()), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"unknown environment {env_id!r}.{hint}"
+
+
+def build_parser(description: str, env_required: bool = True,
+                 env_help: str = "gymnasium env id") -> argparse.ArgumentParser:
+    """The command line shared by the demo generators."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--env", default=None, required=env_required, help=env_help)
+    p.add_argument("--episodes", type=int, default=100, help="number of episodes to write (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    p.add_argument("--out", default=None, help="output .npz file (default demos_<env>_<episodes>.npz)")
+    p.add_argument("--only_success", action="store_true", help="keep only successful episodes")
+    p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian action noise (default 0)")
+    p.add_argument("--max_attempts_factor", type=int, default=10,
+                   help="with --only_success, give up after this many times --episodes attempts")
+    return p
+
+
+def validate_args(p: argparse.ArgumentParser, args) -> None:
+    if args.episodes <= 0:
+        p.error(f"--episodes must be a positive integer, got {args.episodes}")
+    if not np.isfinite(args.noise) or args.noise < 0:
+        p.error(f"--noise must be a finite number >= 0, got {args.noise}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    if args.max_attempts_factor < 1:
+        p.error(f"--max_attempts_factor must be >= 1, got {args.max_attempts_factor}")
+    if args.out is None:
+        args.out = f"demos_{args.env}_{args.episodes}.npz"
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        p.error(f"--out: directory {out_dir!r} does not exist")
+
+
+def generate(args, make_policy: Callable, make_env: Callable) -> int:
+    """Shared main body of the demo-generation CLIs."""
+    env = make_env(args.env)
+    policy = make_policy(args.env)
+    rng = np.random.default_rng(args.seed)
+    try:
+        batch, stats = record_episodes(
+            env, policy, args.episodes, rng, args.only_success, seed=args.seed,
+            noise=args.noise, max_attempts=args.max_attempts_factor * args.episodes,
+            progress=True, label=f"{args.env} ",
+        )
+    except RuntimeError as e:
+        print(f"error: {e}; nothing written", file=sys.stderr)
+        return 1
+    finally:
+        env.close()
+    path = save_episodes(args.out, batch)
+    rate = stats["successes"] / stats["attempts"]
+    kept = f", kept {stats['kept']}" if args.only_success else ""
+    print(f"expert success rate: {rate:.2f} ({stats['successes']}/{stats['attempts']} episodes{kept}) -> {path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from panda_experts import make_expert, supported_env_ids
+
+    p = build_parser("Scripted expert demonstrations for panda-gym v3 tasks.",
+                     env_help="panda-gym env id, one of: " + ", ".join(supported_env_ids()))
+    args = p.parse_args(argv)
+    err = check_env_id(args.env)
+    if err:
+        p.error(err)
+    if make_expert(args.env) is None:
+        p.error(f"no scripted expert for {args.env!r}; supported: {', '.join(supported_env_ids())}")
+    validate_args(p, args)
+    return generate(args, make_expert, make_panda_env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
