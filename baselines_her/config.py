@@ -55,6 +55,19 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "policy_delay": 1,
     "target_noise": 0.0,  # in units of max_u
     "target_noise_clip": 0.0,  # in units of max_u
+    # demonstrations (Nair et al. 2018, baselines names and values); --demo_file turns bc_loss on
+    "demo_file": "",
+    "bc_loss": False,
+    "q_filter": False,
+    "num_demo": 100,
+    "demo_batch_size": 128,
+    "prm_loss_weight": 0.001,
+    "aux_loss_weight": 0.0078,
+    # human buffer: a fixed share of every batch drawn from recorded human episodes
+    "human_file": "",
+    "human_ratio": 0.0,
+    "human_her": True,
+    "human_bc": False,
 })
 
 ALGO_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
@@ -191,13 +204,14 @@ def _validate(p: dict) -> None:
                 "buffer_size", "n_critics", "policy_delay", "num_cpu"):
         need(p[key] >= 1, f"--{key} must be >= 1, got {p[key]}")
     for key in ("n_batches", "n_test_rollouts", "policy_save_interval", "num_threads", "replay_k",
-                "seed"):
+                "seed", "num_demo", "demo_batch_size"):
         need(p[key] >= 0, f"--{key} must be >= 0, got {p[key]}")
     for key in ("random_eps", "polyak"):
         need(0.0 <= p[key] <= 1.0, f"--{key} must be in [0, 1], got {p[key]}")
     for key in ("Q_lr", "pi_lr", "max_u", "norm_eps", "norm_clip", "clip_obs"):
         need(p[key] > 0, f"--{key} must be > 0, got {p[key]}")
-    for key in ("noise_eps", "action_l2", "target_noise", "target_noise_clip"):
+    for key in ("noise_eps", "action_l2", "target_noise", "target_noise_clip", "prm_loss_weight",
+                "aux_loss_weight"):
         need(p[key] >= 0, f"--{key} must be >= 0, got {p[key]}")
     need(0.0 < p["gamma"] < 1.0, f"--gamma must be in (0, 1), got {p['gamma']}")
     need(p["replay_strategy"] in REPLAY_STRATEGIES,
@@ -205,8 +219,26 @@ def _validate(p: dict) -> None:
          f"{p['replay_strategy']!r}")
     need(p["algo"] in ALGO_PRESETS,
          f"--algo must be one of {', '.join(ALGO_PRESETS)}, got {p['algo']!r}")
+    need(0.0 <= p["human_ratio"] < 1.0, f"--human_ratio must be in [0, 1), got {p['human_ratio']}")
+    need(not p["human_ratio"] or p["human_file"],
+         f"--human_ratio={p['human_ratio']} needs --human_file=FILE.npz")
+    need(not p["human_file"] or p["human_ratio"] > 0,
+         "--human_file needs --human_ratio > 0 (the share of each batch drawn from it)")
+    need(not p["q_filter"] or p["bc_loss"], "--q_filter=1 needs --bc_loss=1")
+    need(not p["bc_loss"] or p["demo_file"] or (p["human_file"] and p["human_bc"]),
+         "--bc_loss=1 needs --demo_file (or --human_file with --human_bc=1)")
+    replay_rows = batch_rows(p)["replay"]
+    need(replay_rows >= 1, f"--batch_size={p['batch_size']} leaves {replay_rows} replay rows after "
+         f"demo ({p['demo_batch_size'] if p['demo_file'] else 0}) and human rows; raise it")
     need(p["buffer_size"] >= p["T"],
          f"--buffer_size ({p['buffer_size']}) must hold at least one episode of T={p['T']} steps")
+
+
+def batch_rows(p: Mapping[str, Any]) -> dict:
+    """Rows of each batch drawn from each source: replay, demo, human (DESIGN.md "Batches")."""
+    demo = p["demo_batch_size"] if p["demo_file"] else 0
+    human = int(round(p["human_ratio"] * p["batch_size"])) if p["human_file"] else 0
+    return {"replay": p["batch_size"] - demo - human, "demo": demo, "human": human}
 
 
 def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -226,6 +258,8 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
     for key, value in overrides.items():
         merged[key] = _coerce(key, value, DEFAULT_PARAMS[key])
     merged["env_name"] = env_name
+    if (merged["demo_file"] or merged["human_bc"]) and "bc_loss" not in overrides:
+        merged["bc_loss"] = True  # demos are for behaviour cloning unless said otherwise
     if T is None:
         from baselines_her.envs import episode_length
         T = episode_length(env_name)

@@ -25,6 +25,7 @@ class DDPG:
         self.max_u = float(p.max_u)
         self.gamma = float(p.gamma)
         self.clip_return = 1.0 / (1.0 - self.gamma) if p.clip_return else None
+        self.use_bc = bool(p.bc_loss)
         self.o_norm = Normalizer(dim_o, p.norm_eps, p.norm_clip, p.clip_obs)
         self.g_norm = Normalizer(dim_g, p.norm_eps, p.norm_clip, p.clip_obs)
 
@@ -77,7 +78,8 @@ class DDPG:
         """One critic update (and, every ``policy_delay`` steps, one actor update).
 
         ``batch``: ``obs, obs_2 (B, do+dg)`` normalised; ``u (B, du)``; ``r (B,)``; ``w (B,)``
-        importance weights (ones for uniform replay). Returns losses and per-row ``td_abs``.
+        importance weights (ones for uniform replay); ``bc (B,)`` 1 on rows that get the
+        behaviour-cloning loss. Returns losses and per-row ``td_abs``.
         """
         p = self.params
         obs, obs_2, u = batch["obs"], batch["obs_2"], batch["u"]
@@ -97,19 +99,30 @@ class DDPG:
         self.q_opt.apply_gradients(zip(grads, self.critic_vars))
 
         def actor_update():
+            bc, bc_rows = tf.constant(0.0), tf.constant(0.0)
             with tf.GradientTape() as tape:
                 pi = self.max_u * self.actor(obs)
                 q_pi = self.critics[0](self._critic_in(obs, pi))
-                loss = losses.actor_loss(q_pi, pi, self.max_u, p.action_l2)
+                if self.use_bc:
+                    mask = batch["bc"]
+                    if p.q_filter:
+                        mask = losses.q_filter_mask(mask, qs[0], q_pi)
+                    bc, bc_rows = losses.bc_loss(pi, u, mask), tf.reduce_sum(mask)
+                    loss = losses.actor_loss_with_bc(q_pi, pi, self.max_u, p.action_l2, bc,
+                                                     p.prm_loss_weight, p.aux_loss_weight)
+                else:
+                    loss = losses.actor_loss(q_pi, pi, self.max_u, p.action_l2)
             grads = self._reduce(tape.gradient(loss, self.actor_vars))
             self.pi_opt.apply_gradients(zip(grads, self.actor_vars))
-            return loss
+            return loss, bc, bc_rows
 
+        nan = tf.constant(np.nan, tf.float32)
         do_actor = tf.equal(self.n_updates % p.policy_delay, 0)
-        actor_loss = tf.cond(do_actor, actor_update, lambda: tf.constant(np.nan, tf.float32))
+        actor_loss, bc, bc_rows = tf.cond(do_actor, actor_update, lambda: (nan, nan, nan))
         self.n_updates.assign_add(1)
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss,
-                "q_mean": tf.reduce_mean(qs[0]), "td_abs": tf.abs(y - qs[0])[:, 0]}
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "bc_loss": bc,
+                "bc_rows_kept": bc_rows, "q_mean": tf.reduce_mean(qs[0]),
+                "td_abs": tf.abs(y - qs[0])[:, 0]}
 
     def all_variables(self) -> list:
         """Every network variable (main and target), in a fixed order."""
@@ -146,7 +159,8 @@ class DDPG:
                 "obs_2": self.obs_input(batch["o_2"], batch["g"]),
                 "u": np.asarray(batch["u"], np.float32),
                 "r": np.asarray(batch["r"], np.float32).reshape(n),
-                "w": np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)}
+                "w": np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
+                "bc": np.asarray(batch.get("bc", np.zeros(n)), np.float32)}
 
     def train(self, batch: dict, weights: np.ndarray | None = None) -> dict:
         out = self.train_step(self.preprocess(batch, weights))

@@ -41,3 +41,24 @@ def critic_loss(q, y, weights=None):
 def actor_loss(q_pi, pi, max_u: float, action_l2: float):
     """Baselines' actor loss: ``-mean Q(s, pi(s)) + action_l2 * mean((pi / max_u)^2)``."""
     return -tf.reduce_mean(q_pi) + action_l2 * tf.reduce_mean(tf.square(pi / max_u))
+
+
+def q_filter_mask(bc_mask, q_demo_action, q_pi):
+    """Nair et al.'s Q-filter: keep a demo row only where ``Q(s, a_demo) > Q(s, pi(s))``.
+
+    ``bc_mask`` (B,) is 1 for rows eligible for behaviour cloning; Q values are (B, 1).
+    """
+    better = tf.cast(q_demo_action[:, 0] > q_pi[:, 0], bc_mask.dtype)
+    return tf.stop_gradient(bc_mask * better)
+
+
+def bc_loss(pi, u, mask):
+    """Behaviour cloning, baselines' form: ``sum over masked rows of ||pi(s) - a||^2``."""
+    return tf.reduce_sum(mask[:, None] * tf.square(pi - u))
+
+
+def actor_loss_with_bc(q_pi, pi, max_u: float, action_l2: float, bc, prm_loss_weight: float,
+                       aux_loss_weight: float):
+    """``prm * (-mean Q(s, pi(s)) + action_l2 * mean((pi/max_u)^2)) + aux * bc`` (baselines)."""
+    return (prm_loss_weight * actor_loss(q_pi, pi, max_u, action_l2)
+            + aux_loss_weight * bc)

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines_her import mpi_util
-from baselines_her.config import Params
+from baselines_her.config import Params, batch_rows
 from baselines_her.her_sampler import HerSampler
 from baselines_her.logger import Logger
 from baselines_her.policy_file import save_policy
 from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import RolloutWorker
 from baselines_her.seeding import seed_everything
+from baselines_her.sources import EpisodeSource, fixed_source, sample_mixed
 
 
 
@@ -82,15 +83,41 @@ class Trainer:
         self.evaluator = RolloutWorker(envs[n_train:], spec.T, *dims, max_u, self.rngs.rollout,
                                        self.rngs.env_seeds[n_train:])
         self.logger = Logger(logdir, enabled=self.rank == 0)
+        self.sources = self._build_sources(dims)
         self.start_epoch, self.best_success, self.best_epoch, self.env_steps = 0, -1.0, -1, 0
 
+    def _build_sources(self, dims: tuple) -> list:
+        """Replay, plus demo and human episode sources when their files are given."""
+        p, T = self.params, self.spec.T
+        rows = batch_rows(p)
+        sources = [EpisodeSource("replay", self.buffer, self.sampler, rows["replay"], False)]
+        if p.demo_file or p.human_file:
+            from baselines_her.demo import load_episodes
+        if p.demo_file:
+            demos = load_episodes(p.demo_file, T, *dims, num=p.num_demo, source="--demo_file")
+            sources.append(fixed_source("demo", demos, self.sampler, rows["demo"], p.bc_loss, dims))
+            self._update_normalizers(demos)  # demo data updates the normalisers
+        if p.human_file:
+            human = load_episodes(p.human_file, T, *dims, source="--human_file")
+            sampler = self.sampler if p.human_her else HerSampler(
+                "none", 0, T, self.spec.compute_reward, self.spec.distance_threshold)
+            sources.append(fixed_source("human", human, sampler, rows["human"], p.human_bc, dims))
+            self._update_normalizers(human)
+        for s in sources[1:]:
+            self.logger.info(f"{s.name} source: {s.buffer.current_size} episodes, {s.rows} rows "
+                             f"per batch, behaviour cloning {'on' if s.bc else 'off'}")
+        return sources
+
     # ---- one cycle / epoch -------------------------------------------------------------------
-    def _store(self, episodes: dict) -> None:
-        self.buffer.store_episode(episodes)
+    def _update_normalizers(self, episodes: dict) -> None:
         # Baselines: normalisers see HER-relabelled transitions of the new episodes.
         n = episodes["u"].shape[0]
         relabelled = self.sampler.sample(episodes, n, n * self.spec.T, self.rngs.sampler)
         self.agent.update_normalizers(relabelled["o"], relabelled["g"])
+
+    def _store(self, episodes: dict) -> None:
+        self.buffer.store_episode(episodes)
+        self._update_normalizers(episodes)
 
     def _cycle(self, actor, stats: dict) -> None:
         p = self.params
@@ -100,12 +127,13 @@ class Trainer:
         self.env_steps += episodes["u"].shape[0] * self.spec.T
         t1 = time.perf_counter()
         for _ in range(p.n_batches):
-            batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size,
-                                        p.batch_size, self.rngs.sampler)
+            batch = sample_mixed(self.sources, self.rngs.sampler)
             out = self.agent.train(batch)
             stats["critic"].append(out["critic_loss"])
             if np.isfinite(out["actor_loss"]):
                 stats["actor"].append(out["actor_loss"])
+                stats["bc"].append(out["bc_loss"])
+                stats["bc_rows"].append(out["bc_rows_kept"])
         self.agent.update_target_net()
         stats["train_success"].append(info["success_rate"])
         stats["rollout_s"] += t1 - t0
@@ -130,8 +158,8 @@ class Trainer:
         actor = self.agent.numpy_actor()
         for epoch in range(self.start_epoch, p.n_epochs):
             t_epoch = time.perf_counter()
-            stats = {"critic": [], "actor": [], "train_success": [], "rollout_s": 0.0,
-                     "train_s": 0.0}
+            stats = {"critic": [], "actor": [], "bc": [], "bc_rows": [], "train_success": [],
+                     "rollout_s": 0.0, "train_s": 0.0}
             steps_before = self.env_steps
             for _ in range(p.n_cycles):
                 self._cycle(actor, stats)
@@ -156,17 +184,20 @@ class Trainer:
 
     def _epoch_row(self, epoch, stats, test_success, mean_q, test_s, epoch_s, steps_before):
         o_norm, g_norm = self.agent.o_norm, self.agent.g_norm
-        local = np.array([test_success, mean_q, np.mean(stats["train_success"]),
-                          np.mean(stats["critic"]) if stats["critic"] else np.nan,
-                          np.mean(stats["actor"]) if stats["actor"] else np.nan])
-        test_success, mean_q, train_success, critic, actor = mpi_util.allreduce_mean(local)
+        mean = lambda key: np.mean(stats[key]) if stats[key] else np.nan  # noqa: E731
+        local = np.array([test_success, mean_q, np.mean(stats["train_success"]), mean("critic"),
+                          mean("actor"), mean("bc"), mean("bc_rows")])
+        (test_success, mean_q, train_success, critic, actor, bc,
+         bc_rows) = mpi_util.allreduce_mean(local)
         epoch_steps = (self.env_steps - steps_before) * mpi_util.size()
         return {
             "epoch": epoch, "test/success_rate": float(test_success), "test/mean_Q": float(mean_q),
             "train/success_rate": float(train_success),
             "stats_o/mean": float(np.mean(o_norm.mean)), "stats_o/std": float(np.mean(o_norm.std)),
             "stats_g/mean": float(np.mean(g_norm.mean)), "stats_g/std": float(np.mean(g_norm.std)),
-            "loss/critic": float(critic), "loss/actor": float(actor),
+            "loss/critic": float(critic), "loss/actor": float(actor), "loss/bc": float(bc),
+            **{f"batch/{s.name}_rows": s.rows for s in self.sources},
+            "batch/bc_rows_kept": float(bc_rows),
             "total/env_steps": self.env_steps * mpi_util.size(),
             "total/episodes": self.buffer.n_episodes_stored * mpi_util.size(),
             "total/updates": int(self.agent.n_updates.numpy()),

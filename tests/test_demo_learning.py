@@ -1,0 +1,96 @@
+"""Learning from demonstrations and human data: BC / Q-filter losses, batch composition, config."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from baselines_her import losses
+from baselines_her.config import ConfigError, batch_rows, prepare_params
+from baselines_her.her_sampler import HerSampler
+from baselines_her.replay_buffer import ReplayBuffer
+from baselines_her.sources import EpisodeSource, fixed_source, sample_mixed
+
+T, DO, DG, DU = 4, 3, 2, 2
+
+
+def test_q_filter_keeps_demo_rows_where_demo_action_is_better():
+    bc_mask = tf.constant([1.0, 1.0, 0.0, 1.0])
+    q_demo = tf.constant([[-1.0], [-5.0], [0.0], [-2.0]])
+    q_pi = tf.constant([[-2.0], [-4.0], [-9.0], [-2.0]])
+    # row 0: -1 > -2 keep; row 1: -5 < -4 drop; row 2: not a demo row; row 3: tie -> drop
+    np.testing.assert_array_equal(losses.q_filter_mask(bc_mask, q_demo, q_pi).numpy(),
+                                  [1.0, 0.0, 0.0, 0.0])
+
+
+def test_bc_loss_sums_squared_error_over_masked_rows():
+    pi = tf.constant([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])
+    u = tf.constant([[0.0, 0.0], [0.5, -0.5], [1.0, 1.0]])
+    mask = tf.constant([1.0, 1.0, 0.0])
+    assert losses.bc_loss(pi, u, mask).numpy() == pytest.approx(1.0 + 1.0)
+
+
+def test_actor_loss_with_bc_weights():
+    q_pi = tf.constant([[-2.0], [-4.0]])
+    pi = tf.constant([[0.0, 0.0], [0.0, 0.0]])
+    loss = losses.actor_loss_with_bc(q_pi, pi, 1.0, 1.0, bc=tf.constant(10.0),
+                                     prm_loss_weight=0.001, aux_loss_weight=0.0078)
+    assert loss.numpy() == pytest.approx(0.001 * 3.0 + 0.0078 * 10.0)
+
+
+@pytest.mark.parametrize("ratio,demo,expected", [
+    (0.0, False, {"replay": 256, "demo": 0, "human": 0}),
+    (0.25, False, {"replay": 192, "demo": 0, "human": 64}),
+    (0.25, True, {"replay": 64, "demo": 128, "human": 64}),
+    (0.1, True, {"replay": 102, "demo": 128, "human": 26}),
+    (0.0, True, {"replay": 128, "demo": 128, "human": 0}),
+])
+def test_batch_rows(ratio, demo, expected):
+    p = {"batch_size": 256, "demo_batch_size": 128, "demo_file": "d.npz" if demo else "",
+         "human_file": "h.npz" if ratio else "", "human_ratio": ratio}
+    assert batch_rows(p) == expected
+
+
+def episodes(n, value):
+    return {"o": np.full((n, T + 1, DO), value, np.float32),
+            "ag": np.full((n, T + 1, DG), value, np.float32),
+            "g": np.full((n, T, DG), value, np.float32), "u": np.full((n, T, DU), value, np.float32),
+            "info_is_success": np.zeros((n, T, 1), np.float32)}
+
+
+@pytest.mark.parametrize("rows", [(20, 0, 12), (8, 16, 8), (32, 0, 0), (10, 12, 0)])
+def test_sample_mixed_row_counts_and_bc_mask(rows):
+    n_replay, n_demo, n_human = rows
+    sampler = HerSampler("future", 4, T, lambda a, g: -np.ones(len(a), np.float32), None)
+    replay = ReplayBuffer(T, DO, DG, DU, 100 * T)
+    replay.store_episode(episodes(5, 1.0))
+    sources = [EpisodeSource("replay", replay, sampler, n_replay, False),
+               fixed_source("demo", episodes(3, 2.0), sampler, n_demo, True, (DO, DG, DU)),
+               fixed_source("human", episodes(3, 3.0), sampler, n_human, False, (DO, DG, DU))]
+    batch = sample_mixed(sources, np.random.default_rng(0))
+    total = n_replay + n_demo + n_human
+    assert batch["u"].shape == (total, DU) and batch["r"].shape == (total,)
+    source_of_row = batch["u"][:, 0]  # each source's episodes hold its own constant
+    assert (source_of_row == 1.0).sum() == n_replay
+    assert (source_of_row == 2.0).sum() == n_demo
+    assert (source_of_row == 3.0).sum() == n_human
+    np.testing.assert_array_equal(batch["bc"], (source_of_row == 2.0).astype(np.float32))
+    assert (batch["rows_replay"], batch["rows_demo"], batch["rows_human"]) == rows
+    assert len(batch["slot"]) == n_replay
+
+
+def test_demo_file_turns_on_bc_unless_told_otherwise():
+    assert prepare_params("PandaPush-v3", {"demo_file": "d.npz"}).bc_loss is True
+    assert prepare_params("PandaPush-v3", {"demo_file": "d.npz", "bc_loss": "0"}).bc_loss is False
+    assert prepare_params("PandaPush-v3").bc_loss is False
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"human_ratio": "0.25"}, "needs --human_file"),
+    ({"human_file": "h.npz"}, "needs --human_ratio"),
+    ({"bc_loss": "1"}, "--bc_loss=1 needs --demo_file"),
+    ({"q_filter": "1"}, "--q_filter=1 needs --bc_loss=1"),
+    ({"demo_file": "d.npz", "batch_size": "128"}, "leaves 0 replay rows"),
+    ({"human_file": "h.npz", "human_ratio": "1.0"}, r"--human_ratio must be in \[0, 1\)"),
+])
+def test_bad_source_configs(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        prepare_params("PandaPush-v3", overrides)
