@@ -2,7 +2,13 @@
 
 Every function here is deterministic given its inputs: callers draw indices and uniforms with a
 seeded ``np.random.Generator`` and pass them in, so the numpy reference and the native kernel
-(``baselines_her._native``) can be compared by exact equality.
+(``baselines_her._native``, built from csrc/) can be compared by exact equality.
+
+Public names: ``her_future_t``, ``her_future_indices``, ``gather_transitions`` and ``SumTree`` are
+the native versions when the extension imports (``NATIVE_AVAILABLE``), else the ``*_numpy`` /
+``SumTreeNumpy`` references, with a single RuntimeWarning at import. The native versions take
+exactly the dtypes documented (int64 indices, float64 uniforms/priorities/targets, float32
+C-contiguous episode arrays) and raise ValueError on anything else or out of range.
 """
 from __future__ import annotations
 
@@ -54,7 +60,12 @@ def her_future_indices_numpy(slots: np.ndarray, u: np.ndarray, T: int, future_p:
 
 
 def sparse_distance_reward_numpy(ag: np.ndarray, g: np.ndarray, threshold: float) -> np.ndarray:
-    """panda-gym / Fetch sparse reward: ``-(||ag - g|| > threshold)`` in float32, as the envs do."""
+    """panda-gym / Fetch sparse reward: ``-(||ag - g|| > threshold)`` in float32, as the envs do.
+
+    With float32 ``ag``/``g`` and a Python-float threshold, NumPy 2 (NEP 50) rounds the threshold
+    to float32 and compares in float32; a numpy float64 threshold makes it compare in float64.
+    Successes are ``-0.0`` (numpy negates a float32 zero).
+    """
     d = np.linalg.norm(ag - g, axis=-1)
     return -np.array(d > threshold, dtype=np.float32)
 

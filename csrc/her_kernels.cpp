@@ -1,0 +1,222 @@
+// HER kernels; contracts and costs in her_kernels.hpp. Compiled with -ffp-contract=off (see
+// CMakeLists.txt): a fused multiply-add would change the float32 distance that the reward must
+// reproduce bit for bit.
+#include "her_kernels.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifndef BHER_PREFETCH_AHEAD
+#define BHER_PREFETCH_AHEAD 16
+#endif
+
+namespace bher {
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+// Shortest %g text that reads back as v (same as sampling_kernels._fmt).
+std::string fmt(double v) {
+  char buf[32];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v || v != v) break;
+  }
+  return buf;
+}
+
+void check_index(const char* fn, const char* name, std::int64_t k, std::int64_t v,
+                 std::int64_t lo, std::int64_t hi_incl, const char* range) {
+  if (v < lo || v > hi_incl) {
+    fail(std::string(fn) + ": " + name + "[" + std::to_string(k) + "] = " + std::to_string(v) +
+         " is out of range " + range);
+  }
+}
+
+// numpy's pairwise summation of float32 (FLOAT_pairwise_sum in loops_utils.h.src), which is what
+// np.add.reduce uses along a contiguous axis; the reduction's initial 0 does not change a sum of
+// squares.
+float pairwise_sum_f32(const float* a, std::int64_t n) {
+  if (n < 8) {
+    float res = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    std::int64_t i = 8;
+    for (; i < n - (n % 8); i += 8) {
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    }
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  std::int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum_f32(a, n2) + pairwise_sum_f32(a + n2, n - n2);
+}
+
+constexpr std::int64_t kPrefetchAhead = BHER_PREFETCH_AHEAD;
+
+// Hints the cache lines of [p, p + bytes) into the cache (no effect on results).
+inline void prefetch_span(const void* p, std::size_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+  const auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63};
+  const auto end = reinterpret_cast<std::uintptr_t>(p) + bytes;
+  for (std::uintptr_t line = begin; line < end; line += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 3);
+  }
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+template <typename R>
+inline void prefetch_rows(const R& r, std::size_t bo, std::size_t bg, std::size_t bu) {
+  prefetch_span(r.o, 2 * bo);
+  prefetch_span(r.ag, 2 * bg);
+  prefetch_span(r.goal, bg);
+  prefetch_span(r.u, bu);
+}
+
+}  // namespace
+
+void her_future_t(View1D<std::int64_t> t, View1D<double> u, std::int64_t B, std::int64_t T,
+                  std::int64_t* out) {
+  if (T < 1) fail("her_future_t: T must be >= 1, got " + std::to_string(T));
+  for (std::int64_t i = 0; i < B; ++i) {
+    check_index("her_future_t", "t", i, t[i], 0, T - 1, "[0, T)");
+    const double ui = u[i];
+    if (!(ui >= 0.0 && ui < 1.0)) {
+      fail("her_future_t: u[" + std::to_string(i) + "] = " + fmt(ui) + " is outside [0, 1)");
+    }
+  }
+  for (std::int64_t i = 0; i < B; ++i) {
+    const std::int64_t ti = t[i];
+    out[i] = ti + 1 + static_cast<std::int64_t>(std::floor(u[i] * static_cast<double>(T - ti)));
+  }
+}
+
+void her_future_indices(View1D<std::int64_t> slots, View1D<double> u_relabel,
+                        View1D<double> u_future, std::int64_t B, std::int64_t T, double future_p,
+                        std::int64_t* ep_idx, std::int64_t* t, std::int64_t* goal_t) {
+  const char* fn = "her_future_indices";
+  if (T < 1) fail(std::string(fn) + ": T must be >= 1, got " + std::to_string(T));
+  if (!(future_p >= 0.0 && future_p <= 1.0)) {
+    fail(std::string(fn) + ": future_p = " + fmt(future_p) + " is outside [0, 1]");
+  }
+  for (std::int64_t i = 0; i < B; ++i) {
+    if (slots[i] < 0) {
+      fail(std::string(fn) + ": slots[" + std::to_string(i) + "] = " + std::to_string(slots[i]) +
+           " is negative");
+    }
+    for (int row = 0; row < 2; ++row) {
+      const double v = row == 0 ? u_relabel[i] : u_future[i];
+      if (!(v >= 0.0 && v < 1.0)) {
+        fail(std::string(fn) + ": u[" + std::to_string(row) + ", " + std::to_string(i) +
+             "] = " + fmt(v) + " is outside [0, 1)");
+      }
+    }
+  }
+  for (std::int64_t i = 0; i < B; ++i) {
+    const std::int64_t slot = slots[i];
+    const std::int64_t e = slot / T;
+    const std::int64_t s = slot - e * T;
+    ep_idx[i] = e;
+    t[i] = s;
+    goal_t[i] = u_relabel[i] < future_p
+                    ? s + 1 + static_cast<std::int64_t>(
+                                  std::floor(u_future[i] * static_cast<double>(T - s)))
+                    : -1;
+  }
+}
+
+float numpy_l2_distance_f32(const float* a, const float* b, std::int64_t n) {
+  float stack_buf[64];
+  std::vector<float> heap_buf;
+  float* sq = stack_buf;
+  if (n > 64) {
+    heap_buf.resize(static_cast<std::size_t>(n));
+    sq = heap_buf.data();
+  }
+  for (std::int64_t k = 0; k < n; ++k) {
+    const float d = a[k] - b[k];
+    sq[k] = d * d;
+  }
+  return std::sqrt(pairwise_sum_f32(sq, n));
+}
+
+float sparse_reward(const float* ag2, const float* goal, std::int64_t n, const RewardSpec& spec) {
+  const float d = numpy_l2_distance_f32(ag2, goal, n);
+  bool above;
+  if (spec.compare_in_double) {
+    above = static_cast<double>(d) > spec.threshold;
+  } else {
+    // Round the threshold to float32 the way numpy casts a weak Python float; beyond the float32
+    // range it saturates to +-inf.
+    const double th = spec.threshold;
+    constexpr double kMax = static_cast<double>(std::numeric_limits<float>::max());
+    const float th32 = th > kMax    ? std::numeric_limits<float>::infinity()
+                       : th < -kMax ? -std::numeric_limits<float>::infinity()
+                                    : static_cast<float>(th);
+    above = d > th32;
+  }
+  return -static_cast<float>(above);  // -1.0f or -0.0f, as numpy's negation gives
+}
+
+void gather_transitions(const EpisodeArrays& a, View1D<std::int64_t> ep_idx,
+                        View1D<std::int64_t> t, View1D<std::int64_t> goal_ep,
+                        View1D<std::int64_t> goal_t, std::int64_t B, const RewardSpec* reward,
+                        const BatchOut& out) {
+  const char* fn = "gather_transitions";
+  for (std::int64_t i = 0; i < B; ++i) {
+    check_index(fn, "ep_idx", i, ep_idx[i], 0, a.N - 1, "[0, N)");
+    check_index(fn, "t", i, t[i], 0, a.T - 1, "[0, T)");
+    const std::int64_t gt = goal_t[i];
+    check_index(fn, "goal_t", i, gt, -1, a.T, "[-1, T] (-1 keeps the stored goal)");
+    if (gt >= 0) check_index(fn, "goal_ep", i, goal_ep[i], 0, a.N - 1, "[0, N)");
+  }
+  const std::int64_t Tp1 = a.T + 1;
+  const std::size_t bo = sizeof(float) * static_cast<std::size_t>(a.dim_o);
+  const std::size_t bg = sizeof(float) * static_cast<std::size_t>(a.dim_g);
+  const std::size_t bu = sizeof(float) * static_cast<std::size_t>(a.dim_u);
+  struct Rows {
+    const float *o, *ag, *goal, *u;  // o and ag: rows s and s+1 are adjacent
+  };
+  auto rows = [&](std::int64_t i) {
+    const std::int64_t e = ep_idx[i];
+    const std::int64_t s = t[i];
+    const std::int64_t gt = goal_t[i];
+    return Rows{a.o + (e * Tp1 + s) * a.dim_o, a.ag + (e * Tp1 + s) * a.dim_g,
+                gt >= 0 ? a.ag + (goal_ep[i] * Tp1 + gt) * a.dim_g : a.g + (e * a.T + s) * a.dim_g,
+                a.u + (e * a.T + s) * a.dim_u};
+  };
+  // The rows are scattered over a large buffer: prefetch kPrefetchAhead rows ahead so that the
+  // cache misses of several rows overlap.
+  for (std::int64_t i = 0; i < B && i < kPrefetchAhead; ++i) prefetch_rows(rows(i), bo, bg, bu);
+  for (std::int64_t i = 0; i < B; ++i) {
+    if (i + kPrefetchAhead < B) prefetch_rows(rows(i + kPrefetchAhead), bo, bg, bu);
+    const Rows src = rows(i);
+    float* ag2_dst = out.ag_2 + i * a.dim_g;
+    float* g_dst = out.g + i * a.dim_g;
+    std::memcpy(out.o + i * a.dim_o, src.o, bo);
+    std::memcpy(out.o_2 + i * a.dim_o, src.o + a.dim_o, bo);
+    std::memcpy(out.ag + i * a.dim_g, src.ag, bg);
+    std::memcpy(ag2_dst, src.ag + a.dim_g, bg);
+    std::memcpy(g_dst, src.goal, bg);
+    std::memcpy(out.u + i * a.dim_u, src.u, bu);
+    out.slot[i] = ep_idx[i] * a.T + t[i];
+    if (reward != nullptr) out.r[i] = sparse_reward(ag2_dst, g_dst, a.dim_g, *reward);
+  }
+}
+
+}  // namespace bher
