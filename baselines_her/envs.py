@@ -7,7 +7,10 @@ Fetch use, the threshold the native kernel needs to compute rewards itself.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -15,6 +18,29 @@ from typing import Callable
 import numpy as np
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silence what C code writes straight to file descriptors 1 and 2 (pybullet prints its
+    build time and connection options whenever an env is created)."""
+    saved = []
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:  # no real descriptors (captured streams): nothing to silence
+        pass
+    try:
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def register_envs(name: str = "") -> None:
@@ -26,7 +52,8 @@ def register_envs(name: str = "") -> None:
     import gymnasium as gym
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import panda_gym  # noqa: F401  (registers Panda*-v3)
+        with quiet_native_output():
+            import panda_gym  # noqa: F401  (registers Panda*-v3)
         if name not in gym.registry:
             try:
                 import gymnasium_robotics
@@ -63,7 +90,8 @@ def make_env(name: str, render_mode: str | None = None):
     import gymnasium as gym
     check_env_id(name)
     kwargs = {} if render_mode is None else {"render_mode": render_mode}
-    env = gym.make(name, disable_env_checker=True, **kwargs)
+    with quiet_native_output():
+        env = gym.make(name, disable_env_checker=True, **kwargs)
     space = env.observation_space
     if not isinstance(space, gym.spaces.Dict) or any(k not in space.spaces for k in GOAL_KEYS):
         raise ValueError(f"env {name!r} is not a goal env: its observation space must be a Dict "

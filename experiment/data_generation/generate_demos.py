@@ -21,7 +21,6 @@ library. Episode ``i`` (counting discarded attempts) is reset with ``seed + i``,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import os
 import sys
@@ -37,27 +36,7 @@ if _HERE not in sys.path:
 KEYS = ("o", "ag", "g", "u", "info_is_success")
 
 
-@contextlib.contextmanager
-def quiet_native_output():
-    """Silence what C code writes straight to fds 1/2 (pybullet prints its build time and
-    connection options when an env is created)."""
-    saved = []
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        for fd in (1, 2):
-            saved.append((fd, os.dup(fd)))
-            os.dup2(devnull, fd)
-        os.close(devnull)
-    except OSError:  # no real fds (e.g. captured streams): nothing to silence
-        pass
-    try:
-        yield
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
+from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
 
 
 def make_panda_env(env_id: str):
