@@ -47,9 +47,15 @@ def default_logdir(params: Params) -> str:
 
 def configure_tensorflow(num_threads: int) -> None:
     import tensorflow as tf
-    if num_threads > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+    threading = tf.config.threading
+    if num_threads > 0 and threading.get_intra_op_parallelism_threads() != num_threads:
+        try:
+            threading.set_intra_op_parallelism_threads(num_threads)
+            threading.set_inter_op_parallelism_threads(num_threads)
+        except RuntimeError:  # TF already started in this process (e.g. a second run)
+            from baselines_her.logger import warn
+            warn(f"--num_threads={num_threads} ignored: TensorFlow was already started in this "
+                 f"process with other thread settings")
     if num_threads == 1:
         tf.config.experimental.enable_op_determinism()
 
