@@ -55,6 +55,12 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "policy_delay": 1,
     "target_noise": 0.0,  # in units of max_u
     "target_noise_clip": 0.0,  # in units of max_u
+    # prioritized replay: none, td (transition TD error), energy (episode trajectory energy)
+    "prioritized": "none",
+    "alpha": 0.6,
+    "beta0": 0.4,
+    "priority_eps": 1e-6,
+    "clip_energy": 0.5,  # per-step energy increase cap for --prioritized=energy
     # demonstrations (Nair et al. 2018, baselines names and values); --demo_file turns bc_loss on
     "demo_file": "",
     "bc_loss": False,
@@ -78,6 +84,7 @@ ALGO_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 REPLAY_STRATEGIES = ("future", "final", "episode", "random", "none")
+PRIORITIZED = ("none", "td", "energy")
 
 
 def _panda_env_params() -> dict:
@@ -217,6 +224,11 @@ def _validate(p: dict) -> None:
     need(p["replay_strategy"] in REPLAY_STRATEGIES,
          f"--replay_strategy must be one of {', '.join(REPLAY_STRATEGIES)}, got "
          f"{p['replay_strategy']!r}")
+    need(p["prioritized"] in PRIORITIZED,
+         f"--prioritized must be one of {', '.join(PRIORITIZED)}, got {p['prioritized']!r}")
+    need(0.0 <= p["beta0"] <= 1.0, f"--beta0 must be in [0, 1], got {p['beta0']}")
+    for key in ("alpha", "priority_eps", "clip_energy"):
+        need(p[key] > 0, f"--{key} must be > 0, got {p[key]}")
     need(p["algo"] in ALGO_PRESETS,
          f"--algo must be one of {', '.join(ALGO_PRESETS)}, got {p['algo']!r}")
     need(0.0 <= p["human_ratio"] < 1.0, f"--human_ratio must be in [0, 1), got {p['human_ratio']}")

@@ -163,6 +163,8 @@ class DDPG:
                 "bc": np.asarray(batch.get("bc", np.zeros(n)), np.float32)}
 
     def train(self, batch: dict, weights: np.ndarray | None = None) -> dict:
+        if weights is None and "w" in batch:
+            weights = batch["w"]
         out = self.train_step(self.preprocess(batch, weights))
         return {k: v.numpy() for k, v in out.items()}
 

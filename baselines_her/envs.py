@@ -113,6 +113,7 @@ class EnvSpec:
     max_u: float
     compute_reward: Callable[[np.ndarray, np.ndarray], np.ndarray]
     distance_threshold: float | None  # set when the reward is -(||ag - g|| > threshold)
+    dt: float  # seconds per env step (panda-gym: sim.dt; Fetch: env.dt)
 
 
 def _sparse_threshold(unwrapped) -> float | None:
@@ -149,4 +150,13 @@ def describe_env(env, name: str) -> EnvSpec:
     return EnvSpec(name=name, T=episode_length(name), dim_o=spaces["observation"].shape[0],
                    dim_g=spaces["desired_goal"].shape[0], dim_u=env.action_space.shape[0],
                    max_u=float(high.flat[0]), compute_reward=compute_reward,
-                   distance_threshold=threshold)
+                   distance_threshold=threshold, dt=_control_period(unwrapped))
+
+
+def _control_period(unwrapped) -> float:
+    sim = getattr(unwrapped, "sim", None)
+    for owner in (sim, unwrapped):
+        dt = getattr(owner, "dt", None)
+        if isinstance(dt, (int, float)) and dt > 0:
+            return float(dt)
+    return 0.04  # panda-gym's and Fetch's control period

@@ -36,8 +36,8 @@ class HerSampler:
         self.distance_threshold = distance_threshold
 
     def draw_indices(self, rng: np.random.Generator, n_episodes: int, batch_size: int,
-                     ep_idx: np.ndarray | None = None):
-        """Pick transitions and goal sources; ``ep_idx`` may be given (e.g. by prioritized replay).
+                     ep_idx: np.ndarray | None = None, t: np.ndarray | None = None):
+        """Pick transitions and goal sources; ``ep_idx`` and ``t`` may be given (prioritized replay).
 
         Returns ``(ep_idx, t, goal_ep, goal_t)``, int64 arrays of length ``batch_size``.
         """
@@ -45,7 +45,9 @@ class HerSampler:
         if ep_idx is None:
             ep_idx = rng.integers(0, n_episodes, size=batch_size, dtype=np.int64)
         ep_idx = np.asarray(ep_idx, dtype=np.int64)
-        t = rng.integers(0, T, size=len(ep_idx), dtype=np.int64)
+        if t is None:
+            t = rng.integers(0, T, size=len(ep_idx), dtype=np.int64)
+        t = np.asarray(t, dtype=np.int64)
         B = len(ep_idx)
         relabel = rng.random(B) < self.future_p
         u = rng.random(B)
@@ -65,11 +67,11 @@ class HerSampler:
         return ep_idx, t, goal_ep, goal_t
 
     def sample(self, arrays: dict, n_episodes: int, batch_size: int, rng: np.random.Generator,
-               ep_idx: np.ndarray | None = None) -> dict:
+               ep_idx: np.ndarray | None = None, t: np.ndarray | None = None) -> dict:
         """A relabelled batch ``{o, o_2, ag, ag_2, g, u, r, slot}`` from episode arrays."""
         if n_episodes < 1:
             raise ValueError("cannot sample from an empty buffer")
-        ep_idx, t, goal_ep, goal_t = self.draw_indices(rng, n_episodes, batch_size, ep_idx)
+        ep_idx, t, goal_ep, goal_t = self.draw_indices(rng, n_episodes, batch_size, ep_idx, t)
         batch = sampling_kernels.gather_transitions(
             arrays["o"], arrays["ag"], arrays["g"], arrays["u"], ep_idx, t, goal_ep, goal_t,
             self.distance_threshold)

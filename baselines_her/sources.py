@@ -15,7 +15,7 @@ import numpy as np
 from baselines_her.her_sampler import HerSampler
 from baselines_her.replay_buffer import ReplayBuffer
 
-BATCH_KEYS = ("o", "o_2", "ag", "ag_2", "g", "u", "r")
+BATCH_KEYS = ("o", "o_2", "ag", "ag_2", "g", "u", "r", "w")
 
 
 @dataclass
@@ -25,9 +25,21 @@ class EpisodeSource:
     sampler: HerSampler
     rows: int
     bc: bool
+    priorities: object = None  # prioritized.TransitionPriorities / EpisodeEnergyPriorities
+    beta: float = 1.0  # current IS exponent, set by the trainer as it anneals
 
     def sample(self, rng: np.random.Generator) -> dict:
-        return self.sampler.sample(self.buffer.arrays, self.buffer.current_size, self.rows, rng)
+        if self.priorities is None:
+            batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, self.rows,
+                                        rng)
+            batch["w"] = np.ones(self.rows, np.float32)
+            return batch
+        ep_idx, t, weights, token = self.priorities.sample(rng, self.rows, self.beta)
+        batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, self.rows, rng,
+                                    ep_idx=ep_idx, t=t)
+        batch["w"] = np.ones(self.rows, np.float32) if weights is None else weights
+        batch["priority_token"] = token
+        return batch
 
 
 def fixed_source(name: str, episodes: dict, sampler: HerSampler, rows: int, bc: bool,
@@ -42,8 +54,9 @@ def fixed_source(name: str, episodes: dict, sampler: HerSampler, rows: int, bc: 
 def sample_mixed(sources: list[EpisodeSource], rng: np.random.Generator) -> dict:
     """One batch: every source's rows, in order, with ``bc`` (B,) and ``rows_<name>`` counts.
 
-    The first source is the agent's replay buffer; its ``slot`` indices are kept (for
-    prioritized replay) and cover the first ``sources[0].rows`` rows.
+    The first source is the agent's replay buffer; its ``slot`` indices and prioritized-replay
+    token are kept and cover the first ``sources[0].rows`` rows. ``w`` holds importance weights
+    (ones outside prioritized replay: demo and human sources keep uniform sampling).
     """
     parts = [s.sample(rng) for s in sources if s.rows > 0]
     used = [s for s in sources if s.rows > 0]
@@ -54,6 +67,8 @@ def sample_mixed(sources: list[EpisodeSource], rng: np.random.Generator) -> dict
         batch = {k: np.concatenate([p[k] for p in parts]) for k in BATCH_KEYS}
         batch["bc"] = np.concatenate([np.full(s.rows, float(s.bc), np.float32) for s in used])
         batch["slot"] = parts[0]["slot"]
+        if "priority_token" in parts[0]:
+            batch["priority_token"] = parts[0]["priority_token"]
     for s in sources:
         batch[f"rows_{s.name}"] = s.rows
     return batch

@@ -16,6 +16,7 @@ from baselines_her.config import Params, batch_rows
 from baselines_her.her_sampler import HerSampler
 from baselines_her.logger import Logger
 from baselines_her.policy_file import save_policy
+from baselines_her.prioritized import make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import RolloutWorker
 from baselines_her.seeding import seed_everything
@@ -82,6 +83,7 @@ class Trainer:
         self.buffer = ReplayBuffer(spec.T, *dims, params.buffer_size)
         self.sampler = HerSampler(params.replay_strategy, params.replay_k, spec.T,
                                   spec.compute_reward, spec.distance_threshold)
+        self.priorities = make_priorities(params.prioritized, self.buffer, params, spec.dt)
         max_u = min(params.max_u, spec.max_u)
         self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
                                     self.rngs.env_seeds[:n_train], params.noise_eps,
@@ -91,12 +93,14 @@ class Trainer:
         self.logger = Logger(logdir, enabled=self.rank == 0)
         self.sources = self._build_sources(dims)
         self.start_epoch, self.best_success, self.best_epoch, self.env_steps = 0, -1.0, -1, 0
+        self.cycles_done = 0
 
     def _build_sources(self, dims: tuple) -> list:
         """Replay, plus demo and human episode sources when their files are given."""
         p, T = self.params, self.spec.T
         rows = batch_rows(p)
-        sources = [EpisodeSource("replay", self.buffer, self.sampler, rows["replay"], False)]
+        sources = [EpisodeSource("replay", self.buffer, self.sampler, rows["replay"], False,
+                                 priorities=self.priorities)]
         if p.demo_file or p.human_file:
             from baselines_her.demo import load_episodes
         if p.demo_file:
@@ -122,7 +126,9 @@ class Trainer:
         self.agent.update_normalizers(relabelled["o"], relabelled["g"])
 
     def _store(self, episodes: dict) -> None:
-        self.buffer.store_episode(episodes)
+        slots = self.buffer.store_episode(episodes)
+        if self.priorities is not None:
+            self.priorities.on_store(slots, episodes)
         self._update_normalizers(episodes)
 
     def _cycle(self, actor, stats: dict) -> None:
@@ -132,15 +138,22 @@ class Trainer:
         self._store(episodes)
         self.env_steps += episodes["u"].shape[0] * self.spec.T
         t1 = time.perf_counter()
+        replay = self.sources[0]
+        progress = self.cycles_done / max(p.n_epochs * p.n_cycles, 1)
+        replay.beta = p.beta0 + (1.0 - p.beta0) * min(progress, 1.0)  # anneal IS exponent to 1
         for _ in range(p.n_batches):
             batch = sample_mixed(self.sources, self.rngs.sampler)
             out = self.agent.train(batch)
+            if self.priorities is not None:
+                stats["stale"] += self.priorities.update(batch.get("priority_token"),
+                                                         out["td_abs"][: replay.rows])
             stats["critic"].append(out["critic_loss"])
             if np.isfinite(out["actor_loss"]):
                 stats["actor"].append(out["actor_loss"])
                 stats["bc"].append(out["bc_loss"])
                 stats["bc_rows"].append(out["bc_rows_kept"])
         self.agent.update_target_net()
+        self.cycles_done += 1
         stats["train_success"].append(info["success_rate"])
         stats["rollout_s"] += t1 - t0
         stats["train_s"] += time.perf_counter() - t1
@@ -165,7 +178,7 @@ class Trainer:
         for epoch in range(self.start_epoch, p.n_epochs):
             t_epoch = time.perf_counter()
             stats = {"critic": [], "actor": [], "bc": [], "bc_rows": [], "train_success": [],
-                     "rollout_s": 0.0, "train_s": 0.0}
+                     "rollout_s": 0.0, "train_s": 0.0, "stale": 0}
             steps_before = self.env_steps
             for _ in range(p.n_cycles):
                 self._cycle(actor, stats)
@@ -204,6 +217,7 @@ class Trainer:
             "loss/critic": float(critic), "loss/actor": float(actor), "loss/bc": float(bc),
             **{f"batch/{s.name}_rows": s.rows for s in self.sources},
             "batch/bc_rows_kept": float(bc_rows),
+            "per/beta": float(self.sources[0].beta), "per/stale_updates": stats["stale"],
             "total/env_steps": self.env_steps * mpi_util.size(),
             "total/episodes": self.buffer.n_episodes_stored * mpi_util.size(),
             "total/updates": int(self.agent.n_updates.numpy()),
@@ -237,9 +251,10 @@ class Trainer:
         os.makedirs(tmp)  # makedirs also creates logdir on ranks without a logger
         self.agent.tf_checkpoint().write(os.path.join(tmp, "tf"))
         np.savez(os.path.join(tmp, "state.npz"), **self.buffer.state_dict(),
-                 **self.agent.normalizer_state())
+                 **self.agent.normalizer_state(),
+                 **(self.priorities.state_dict() if self.priorities is not None else {}))
         meta = {"epoch": epoch, "best_success": self.best_success, "best_epoch": self.best_epoch,
-                "env_steps": self.env_steps,
+                "env_steps": self.env_steps, "cycles_done": self.cycles_done,
                 "rng": {"rollout": self.rngs.rollout.bit_generator.state,
                         "sampler": self.rngs.sampler.bit_generator.state,
                         "envs": [r.bit_generator.state for r in self._env_rngs()]}}
@@ -266,13 +281,15 @@ class Trainer:
         with np.load(os.path.join(path, "state.npz"), allow_pickle=False) as state:
             self.buffer.load_state_dict(state)
             self.agent.load_normalizer_state(state)
+            if self.priorities is not None:
+                self.priorities.load_state_dict(state)
         self.rngs.rollout.bit_generator.state = meta["rng"]["rollout"]
         self.rngs.sampler.bit_generator.state = meta["rng"]["sampler"]
         for rng, state in zip(self._env_rngs(), meta["rng"]["envs"]):
             rng.bit_generator.state = state
         self.start_epoch = meta["epoch"] + 1
         self.best_success, self.best_epoch = meta["best_success"], meta["best_epoch"]
-        self.env_steps = meta["env_steps"]
+        self.env_steps, self.cycles_done = meta["env_steps"], meta["cycles_done"]
         self.logger.info(f"resumed from {path} at epoch {self.start_epoch}")
 
 
