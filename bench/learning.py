@@ -1,6 +1,7 @@
 """Learning benchmark: train ENV for N seeds and report success, env steps and wall time.
 
     python bench/learning.py --env PandaReach-v3 --seeds 3 --epochs 5 [--algo td3]
+        [--prioritized td|energy]
         [--threshold 0.9] [--json out.json] [--set key=value ...]
 
 Each seed runs ``python -m baselines_her.her`` in a fresh process (wall time includes start-up,
@@ -62,6 +63,7 @@ def main() -> int:
     ap.add_argument("--first_seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="default: the env's n_epochs")
     ap.add_argument("--algo", default="ddpg")
+    ap.add_argument("--prioritized", default="none", choices=["none", "td", "energy"])
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="extra --key=value options for the trainer")
@@ -70,6 +72,8 @@ def main() -> int:
     args = ap.parse_args()
 
     runs = []
+    if args.prioritized != "none":
+        args.set = args.set + [f"prioritized={args.prioritized}"]
     tag = f"{args.env}-{args.algo}" + "".join(f"-{kv.replace('=', '')}" for kv in args.set)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
