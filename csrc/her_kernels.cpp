@@ -4,13 +4,12 @@
 #include "her_kernels.hpp"
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "errors.hpp"
 
 #ifndef BHER_PREFETCH_AHEAD
 #define BHER_PREFETCH_AHEAD 16
@@ -18,18 +17,6 @@
 
 namespace bher {
 namespace {
-
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
-
-// Shortest %g text that reads back as v (same as sampling_kernels._fmt).
-std::string fmt(double v) {
-  char buf[32];
-  for (int digits = 6; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-    if (std::strtod(buf, nullptr) == v || v != v) break;
-  }
-  return buf;
-}
 
 void check_index(const char* fn, const char* name, std::int64_t k, std::int64_t v,
                  std::int64_t lo, std::int64_t hi_incl, const char* range) {

@@ -3,11 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <new>
-#include <stdexcept>
 #include <string>
 
 #if defined(__linux__)
@@ -17,6 +15,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "errors.hpp"
+
 namespace bher {
 namespace {
 
@@ -25,18 +25,6 @@ constexpr int kShift = 3;            // log2(kFanout)
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kFanout; }
-
-// Shortest %g text that reads back as v (same as sampling_kernels._fmt).
-std::string fmt(double v) {
-  char buf[32];
-  for (int digits = 6; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-    if (std::strtod(buf, nullptr) == v || v != v) break;
-  }
-  return buf;
-}
-
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
 // Cache hints for the batched passes below (no effect on results). The batch is processed level
 // by level, so the line an element needs in the next pass is known one pass ahead: prefetching

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from baselines_her import demo
+from baselines_her import demo, demo_convert
 from baselines_her.demo import load_episodes, save_episodes
 from baselines_her.replay_buffer import EPISODE_KEYS
 
@@ -256,8 +256,8 @@ def test_convert_baselines_lengths_and_clipping(tmp_path, capsys):
     src = write_baselines_file(tmp_path / "old.npz", batch, lengths=[50, 52, 50], action_scale=3)
     with pytest.raises(ValueError, match=r"episodes must all have T steps, but they have 50 to 52 "
                                          r"actions .*pass --T 50"):
-        demo.read_baselines_demo(src, out=lambda s: None)
-    got = demo.read_baselines_demo(src, T=50, out=print)
+        demo_convert.read_baselines_demo(src, out=lambda s: None)
+    got = demo_convert.read_baselines_demo(src, T=50, out=print)
     assert "action value(s) outside [-1, 1] clipped" in capsys.readouterr().out
     assert np.array_equal(got["u"], np.clip(batch["u"][:, :50] * 3, -1, 1).astype(np.float32))
     assert np.allclose(got["o"], batch["o"][:, :51]) and got["o"].shape == (3, 51, DO)
@@ -268,7 +268,7 @@ def test_convert_baselines_bad_structure(tmp_path):
     path = tmp_path / "x.npz"
     np.savez(path, acs=np.zeros((2, 5, 3)), obs=np.zeros((2, 6)))
     with pytest.raises(ValueError, match=r"missing key\(s\) \['info'\]"):
-        demo.read_baselines_demo(str(path), out=lambda s: None)
+        demo_convert.read_baselines_demo(str(path), out=lambda s: None)
     batch = make_batch(n=1, T=5)
     src = write_baselines_file(tmp_path / "y.npz", batch)
     with np.load(src, allow_pickle=True) as f:
@@ -278,7 +278,7 @@ def test_convert_baselines_bad_structure(tmp_path):
     np.savez(path, acs=acs, obs=obs, info=info)
     with pytest.raises(ValueError, match=r"'info' episode 0 step 2: expected a dict with key "
                                          r"is_success"):
-        demo.read_baselines_demo(str(path), out=lambda s: None)
+        demo_convert.read_baselines_demo(str(path), out=lambda s: None)
 
 
 def make_pickle_episodes(batch, lengths=None):
@@ -313,20 +313,21 @@ def test_convert_pickle_episodes_errors(tmp_path):
     src.write_bytes(pickle.dumps(make_pickle_episodes(batch, lengths=[50, 38, 50])))
     with pytest.raises(ValueError, match=r"episodes must all have T steps, but they have 38 to "
                                          r"50 steps \(episode\(s\) \[1\] have 38\)"):
-        demo.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
     with pytest.raises(ValueError, match=r"episode\(s\) \[1\] have only 38 steps, fewer than "
                                          r"T=45"):
-        demo.read_pickle_episodes(str(src), T=45, out=lambda s: None)
-    assert demo.read_pickle_episodes(str(src), T=38, out=lambda s: None)["u"].shape == (3, 38, 3)
+        demo_convert.read_pickle_episodes(str(src), T=45, out=lambda s: None)
+    got = demo_convert.read_pickle_episodes(str(src), T=38, out=lambda s: None)
+    assert got["u"].shape == (3, 38, 3)
     eps = make_pickle_episodes(batch)
     del eps[2][4]["next_state"]
     src.write_bytes(pickle.dumps(eps))
     with pytest.raises(ValueError, match=r"episode 2 step 4: expected a transition dict with keys "
                                          r"state, action, info"):
-        demo.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
     src.write_bytes(pickle.dumps({"episodes": []}))
     with pytest.raises(ValueError, match="expected a pickled list of episodes"):
-        demo.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from baselines_her import demo
+from baselines_her import demo, motion_import
+from baselines_her.demo import load_episodes_for_env
 from baselines_her.envs import make_env
-from baselines_her.demo import Motion, load_episodes_for_env, read_motion_csv, resample_motion
+from baselines_her.motion_import import Motion, read_motion_csv, resample_motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_GEN = os.path.join(ROOT, "experiment", "data_generation")
@@ -67,7 +68,7 @@ def test_import_motion_reproduces_path(tmp_path, reach_env, shape):
     tt = np.linspace(0, 2.0, 21)  # recorded at 10 Hz, replayed at 25 Hz
     path = write_csv(tmp_path / f"{shape}.csv", tt, fn(tt))
     motion = read_motion_csv(path)
-    ep, rep = demo.replay_motion(reach_env, motion, T, seed=0, env_name="PandaReach-v3")
+    ep, rep = motion_import.replay_motion(reach_env, motion, T, seed=0, env_name="PandaReach-v3")
     assert ep["o"].shape == (T + 1, 6) and ep["u"].shape == (T, 3)
     assert np.all(np.abs(ep["u"]) <= 1)
     assert "= T=50 steps of 0.04 s" in rep["note"]
@@ -139,8 +140,8 @@ def test_import_motion_object_and_gripper(tmp_path):
         obj = np.array([0.05, -0.04, 0.02])
         path = write_csv(tmp_path / "pp.csv", tt, line_path(tt, end=(0.05, -0.04, 0.1)), grip,
                          object_pos=obj)
-        ep, rep = demo.replay_motion(env, read_motion_csv(path), T, seed=0,
-                                     env_name="PandaPickAndPlace-v3")
+        ep, rep = motion_import.replay_motion(env, read_motion_csv(path), T, seed=0,
+                                              env_name="PandaPickAndPlace-v3")
         assert np.allclose(ep["ag"][0], obj, atol=1e-6)  # object set after reset
         assert np.allclose(ep["o"][0, 7:10], obj, atol=1e-6)
         width = ep["o"][:, 6]  # finger opening
@@ -157,7 +158,7 @@ def test_import_motion_object_needs_object_body(tmp_path, reach_env):
     path = write_csv(tmp_path / "r.csv", tt, line_path(tt), object_pos=[0, 0, 0.02])
     with pytest.raises(ValueError, match=r"r\.csv: object_x/_y/_z given but PandaReach-v3 has no "
                                          r"body named 'object'"):
-        demo.replay_motion(reach_env, read_motion_csv(path), T, 0, "PandaReach-v3")
+        motion_import.replay_motion(reach_env, read_motion_csv(path), T, 0, "PandaReach-v3")
 
 
 BAD_CSV = {
