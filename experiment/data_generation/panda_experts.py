@@ -30,6 +30,7 @@ Slide 0.44 (a strike whose outcome is limited by the bouncy puck/finger contact)
 
 from __future__ import annotations
 
+import abc
 import re
 from typing import Callable, Dict, Optional
 
@@ -80,7 +81,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return e
 
 
-class _Expert:
+class _Expert(abc.ABC):
     """Base class: ``reset()`` starts an episode; ``expert_action(obs)`` returns the action."""
 
     action_dim = 3
@@ -88,8 +89,9 @@ class _Expert:
     def reset(self) -> None:
         pass
 
-    def expert_action(self, obs: Dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def expert_action(self, obs: Dict[str, np.ndarray]) -> np.ndarray:
+        """The action for this observation (each task's expert defines it)."""
 
     def __call__(self, obs: Dict[str, np.ndarray]) -> np.ndarray:
         a = np.clip(np.asarray(self.expert_action(obs), dtype=np.float64), -1.0, 1.0)
