@@ -10,8 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines_her import losses, mpi_util
-from baselines_her.networks import (NumpyActor, build_actor, build_critic, model_weights,
-                                    set_model_weights)
+from baselines_her.networks import (NumpyActor, build_actor, build_critic, model_weights)
 from baselines_her.normalizer import Normalizer
 
 POLICY_FORMAT_VERSION = 1

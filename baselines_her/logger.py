@@ -5,7 +5,6 @@ Only the writing rank (rank 0 under MPI) creates files; other ranks' loggers pri
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import sys

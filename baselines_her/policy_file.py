@@ -10,7 +10,6 @@ import os
 import pickle
 import tempfile
 
-import numpy as np
 
 from baselines_her.networks import NumpyActor
 

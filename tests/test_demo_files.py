@@ -245,7 +245,7 @@ def test_convert_baselines_round_trip(tmp_path, capsys):
     assert demo.main(["convert", "--from-baselines", src, str(dst)]) == 0
     out = capsys.readouterr().out
     assert f"unpickling {src}" in out and "executes code" in out
-    assert f"converted 3 episodes of T=50 steps (do=6, dg=3, du=3" in out
+    assert "converted 3 episodes of T=50 steps (do=6, dg=3, du=3" in out
     got = load(dst)
     for k in EPISODE_KEYS:
         assert np.allclose(got[k], batch[k], atol=1e-6), k

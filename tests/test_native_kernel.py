@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 import pickle
 import sys
 import warnings
@@ -331,7 +330,6 @@ def test_reward_equals_panda_compute_reward(native, name):
 def test_gather_rejects_bad_input(native):
     rng = np.random.default_rng(4)
     o, ag, g, u = make_buffer(rng, N=5, T=6, do=4, dg=3, du=2)
-    N, T = 5, 6
     ep = np.array([0, 1, 4], np.int64)
     t = np.array([0, 5, 2], np.int64)
     gt = np.array([-1, 6, 3], np.int64)
