@@ -14,7 +14,8 @@ if DATA_GEN not in sys.path:
     sys.path.insert(0, DATA_GEN)
 
 import generate_demos  # noqa: E402
-from generate_demos import KEYS, make_panda_env, record_episodes  # noqa: E402
+from baselines_her.replay_buffer import EPISODE_KEYS as KEYS  # noqa: E402
+from generate_demos import make_panda_env, record_episodes  # noqa: E402
 from panda_experts import make_expert  # noqa: E402
 
 DIMS = {  # env id -> (T, do, dg, du)

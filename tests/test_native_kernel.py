@@ -22,7 +22,7 @@ F32_ONE_ULP = 2.0**-23
 @pytest.fixture(scope="module")
 def native():
     if not sk.NATIVE_AVAILABLE:
-        pytest.skip("baselines_her._native is not built (see test_extension_is_built)")
+        pytest.fail("baselines_her._native is not built: pip install -e . compiles it")
     return sk._native
 
 

@@ -33,10 +33,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-KEYS = ("o", "ag", "g", "u", "info_is_success")
 
 
+from baselines_her.demo import save_episodes  # noqa: E402  (validated, atomic write)
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
+from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
 
 
 def make_panda_env(env_id: str):
@@ -179,20 +180,8 @@ def record_episodes(
             bar.update(len(episodes), f"success {successes}/{attempts}")
     if bar is not None:
         bar.close()
-    batch = {k: np.stack([ep[k] for ep in episodes]).astype(np.float32) for k in KEYS}
+    batch = {k: np.stack([ep[k] for ep in episodes]).astype(np.float32) for k in EPISODE_KEYS}
     return batch, {"attempts": attempts, "successes": successes, "kept": len(episodes)}
-
-
-def save_episodes(path: str, batch: Dict[str, np.ndarray]) -> str:
-    """Write the batch with ``np.savez_compressed``; returns the path written (``.npz`` added)."""
-    if not path.endswith(".npz"):
-        path += ".npz"
-    for k in KEYS:
-        a = batch[k]
-        if a.dtype != np.float32 or not np.all(np.isfinite(a)):
-            raise ValueError(f"{path}: array {k!r} must be finite float32")
-    np.savez_compressed(path, **{k: batch[k] for k in KEYS})
-    return path
 
 
 def check_env_id(env_id: str, extra_modules=()) -> Optional[str]:
