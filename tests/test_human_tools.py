@@ -316,3 +316,53 @@ def test_record_human_main_headless(rh, tmp_path, monkeypatch, capsys):
     assert "saved 1 new episode(s), 2 in" in capsys.readouterr().out
     both = load_episodes_for_env(out, "PandaPush-v3", source="human file")
     assert np.array_equal(both["u"][0], batch["u"][0]) and both["u"].shape[0] == 2
+
+
+# --- synthetic "human" motions (experiment/data_generation/synthetic_human.py) ---------------
+
+def test_humanize_warps_time_resamples_and_keeps_grip_commands():
+    import synthetic_human as sh
+
+    n = T + 1
+    pos = np.stack([np.linspace(0.0, 0.2, n), np.zeros(n), np.full(n, 0.1)], axis=1)
+    grip = np.where(np.arange(n) < 20, 0.08, 0.0)  # open, then a closed command (exactly 0)
+    path = {"pos": pos, "gripper": grip}
+    rng = np.random.default_rng(0)
+    m = sh.humanize(path, DT, rng, noise_m=0.0, drift_m=0.0, warp=0.3, rate_hz=30.0)
+    assert np.allclose(np.diff(m["t"]), 1 / 30)  # tracker rate, not the control rate
+    assert abs(m["t"][-1] - T * DT) > 1e-3  # the total duration is warped too
+    # no noise: every sample lies on the straight path, in order (time warp is monotone)
+    assert np.allclose(m["pos"][:, 1:], [0.0, 0.1])
+    assert np.all(np.diff(m["pos"][:, 0]) >= 0)
+    assert set(np.unique(m["gripper"])) == {0.0, 0.08}
+    noisy = sh.humanize(path, DT, np.random.default_rng(0), 0.003, 0.005, 0.3, 30.0)
+    err = noisy["pos"] - m["pos"]
+    assert 0.003 < err.std() < 0.01  # white (3 mm) plus drift (5 mm) per axis
+
+
+def test_synthetic_human_cli_then_import_motion(tmp_path, capsys):
+    import synthetic_human as sh
+
+    out = tmp_path / "csv"
+    assert sh.main(["--env", "PandaPush-v3", "--episodes", "2", "--seed", "3",
+                    "--outdir", str(out)]) == 0
+    files = sorted(str(p) for p in out.glob("*.csv"))
+    assert [os.path.basename(f) for f in files] == ["PandaPush-v3_0000.csv", "PandaPush-v3_0001.csv"]
+    m = read_motion_csv(files[0])
+    assert m.object_pos is not None and m.goal is not None and m.gripper is None
+    assert "expert success on the raw episodes" in capsys.readouterr().out
+    stats = motion_import.import_motion(files, "PandaPush-v3", str(tmp_path / "h.npz"),
+                                        out=lambda s: None)
+    batch = load_episodes_for_env(stats["path"], "PandaPush-v3")
+    # the replayed episode starts from the recorded object position and goal
+    assert np.allclose(batch["o"][0, 0, 6:9], m.object_pos, atol=1e-5)
+    assert np.allclose(batch["g"][0, 0], m.goal, atol=1e-6)
+
+
+def test_synthetic_human_cli_rejects_bad_flags(tmp_path):
+    import synthetic_human as sh
+
+    with pytest.raises(SystemExit):
+        sh.main(["--env", "PandaPush-v3", "--outdir", str(tmp_path), "--noise_m", "-1"])
+    with pytest.raises(SystemExit):
+        sh.main(["--env", "PandaPushJoints-v3", "--outdir", str(tmp_path)])

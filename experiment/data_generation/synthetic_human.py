@@ -1,0 +1,172 @@
+"""Synthetic "human" motion recordings: noisy, time-warped scripted-expert trajectories as CSVs.
+
+    python experiment/data_generation/synthetic_human.py --env PandaPush-v3 --episodes 100 \
+        --seed 0 --outdir motions/ [--noise_m 0.003] [--drift_m 0.005] [--warp 0.3] [--rate_hz 30]
+    python -m baselines_her.demo import-motion motions/*.csv --env PandaPush-v3 --seed 0 \
+        --out human_push.npz
+
+A stand-in for a person with a motion tracker, for benchmarks and tests when no recorded human
+data is at hand; results made with it must be labelled synthetic. For episode ``i`` the scripted
+expert (panda_experts.py) runs in the env reset with ``seed + i`` and the end-effector position
+(and finger opening, for envs with a free gripper) is recorded every control step. The recording
+is then made human-like:
+
+* **time warp**: each step's duration is ``dt * exp(warp * s_k)`` with ``s_k`` a smoothed
+  standard-normal sequence (the person speeds up and slows down; total duration varies too);
+* **tracker rate**: the warped path is resampled by linear interpolation at ``--rate_hz``
+  (default 30 Hz, not the env's 25 Hz control rate);
+* **noise**: white Gaussian noise (``--noise_m``) plus a slowly varying offset (``--drift_m``)
+  on every position sample.
+
+Each CSV (format: ``baselines_her.motion_import``) carries the episode's initial object
+position and goal, so ``import-motion --seed`` need not match. Each file is named
+``<env>_<i>.csv``; the closing line gives the expert's own success rate on the raw episodes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from generate_demos import ProgressBar, check_env_id, make_panda_env  # noqa: E402
+from panda_experts import make_expert, supported_env_ids  # noqa: E402
+
+
+def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
+    """``n`` samples of white noise smoothed by a moving average of ``width``, rescaled to unit
+    standard deviation (a slowly varying signal)."""
+    raw = rng.standard_normal(n + width - 1)
+    s = np.convolve(raw, np.ones(width) / width, mode="valid")
+    return s / max(float(s.std()), 1e-12) if n > 1 else s
+
+
+def record_expert_path(env, expert, T: int, seed: int) -> dict:
+    """Run the expert for T steps; return the end-effector path (T+1, 3), the finger opening
+    (T+1,) or None, the initial object position or None, the goal and the final success."""
+    base = env.unwrapped
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    has_fingers = not getattr(base.robot, "block_gripper", True)
+    bodies = getattr(base.sim, "_bodies_idx", {})
+    object_pos = np.array(base.sim.get_base_position("object")) if "object" in bodies else None
+    goal = np.array(base.task.goal, dtype=np.float64)
+    pos = [np.array(base.robot.get_ee_position())]
+    grip = [float(base.robot.get_fingers_width())] if has_fingers else None
+    info = {}
+    for _ in range(T):
+        action = np.clip(expert(obs), env.action_space.low, env.action_space.high)
+        obs, _r, _term, _trunc, info = base.step(action.astype(np.float32))
+        pos.append(np.array(base.robot.get_ee_position()))
+        if grip is not None:
+            # The expert squeezes (action -1) to hold; record a closed command as 0 opening.
+            grip.append(0.0 if action[3] < 0 else float(base.robot.get_fingers_width()))
+    return {"pos": np.stack(pos), "gripper": None if grip is None else np.asarray(grip),
+            "object_pos": object_pos, "goal": goal,
+            "success": bool(info.get("is_success", 0.0))}
+
+
+def humanize(path: dict, dt: float, rng: np.random.Generator, noise_m: float, drift_m: float,
+             warp: float, rate_hz: float) -> dict:
+    """Time-warp, resample at ``rate_hz`` and add noise (see the module docstring)."""
+    n = len(path["pos"])
+    durations = dt * np.exp(warp * smooth_normal(rng, n - 1, width=8))
+    t_warped = np.concatenate([[0.0], np.cumsum(durations)])
+    t_out = np.arange(0.0, t_warped[-1] + 1e-9, 1.0 / rate_hz)
+    pos = np.stack([np.interp(t_out, t_warped, path["pos"][:, j]) for j in range(3)], axis=1)
+    m = len(t_out)
+    drift = np.stack([smooth_normal(rng, m, width=max(m // 4, 1)) for _ in range(3)], axis=1)
+    pos = pos + noise_m * rng.standard_normal(pos.shape) + drift_m * drift
+    out = {"t": t_out, "pos": pos, "gripper": None}
+    if path["gripper"] is not None:
+        # Step-wise hold (not interpolation) keeps "closed" commands at exactly 0.
+        idx = np.searchsorted(t_warped, t_out, side="right") - 1
+        out["gripper"] = path["gripper"][np.clip(idx, 0, n - 1)]
+    return out
+
+
+def write_motion_csv(fname: str, motion: dict, object_pos: Optional[np.ndarray],
+                     goal: Optional[np.ndarray]) -> None:
+    cols = ["t", "x", "y", "z"]
+    if motion["gripper"] is not None:
+        cols.append("gripper")
+    first_extra = []
+    if object_pos is not None:
+        cols += ["object_x", "object_y", "object_z"]
+        first_extra += list(object_pos)
+    if goal is not None:
+        cols += ["goal_x", "goal_y", "goal_z"]
+        first_extra += list(goal)
+    tmp = fname + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for k, t in enumerate(motion["t"]):
+            row = [t, *motion["pos"][k]]
+            if motion["gripper"] is not None:
+                row.append(motion["gripper"][k])
+            cells = [f"{v:.6f}" for v in row]
+            cells += [f"{v:.6f}" for v in first_extra] if k == 0 else [""] * len(first_extra)
+            fh.write(",".join(cells) + "\n")
+    os.replace(tmp, fname)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", required=True,
+                   help="panda-gym env id, one of: " + ", ".join(supported_env_ids()))
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i; the "
+                   "noise generator is seeded with seed")
+    p.add_argument("--outdir", required=True, help="directory for the CSV files (created)")
+    p.add_argument("--noise_m", type=float, default=0.003, help="white position noise std [m]")
+    p.add_argument("--drift_m", type=float, default=0.005, help="slow position offset std [m]")
+    p.add_argument("--warp", type=float, default=0.3, help="log-speed variation std")
+    p.add_argument("--rate_hz", type=float, default=30.0, help="tracker sample rate [Hz]")
+    args = p.parse_args(argv)
+    err = check_env_id(args.env)
+    if err:
+        p.error(err)
+    if make_expert(args.env) is None:
+        p.error(f"no scripted expert for {args.env!r}; supported: {', '.join(supported_env_ids())}")
+    if args.episodes <= 0:
+        p.error(f"--episodes must be a positive integer, got {args.episodes}")
+    for name in ("noise_m", "drift_m", "warp"):
+        if not np.isfinite(getattr(args, name)) or getattr(args, name) < 0:
+            p.error(f"--{name} must be a finite number >= 0, got {getattr(args, name)}")
+    if not np.isfinite(args.rate_hz) or args.rate_hz <= 0:
+        p.error(f"--rate_hz must be a positive number, got {args.rate_hz}")
+    os.makedirs(args.outdir, exist_ok=True)
+
+    env = make_panda_env(args.env)
+    expert = make_expert(args.env)
+    rng = np.random.default_rng(args.seed)
+    T = env.spec.max_episode_steps
+    dt = float(env.unwrapped.sim.dt)
+    bar = ProgressBar(args.episodes, label=f"{args.env} ")
+    successes = 0
+    try:
+        for i in range(args.episodes):
+            path = record_expert_path(env, expert, T, args.seed + i)
+            successes += path["success"]
+            motion = humanize(path, dt, rng, args.noise_m, args.drift_m, args.warp, args.rate_hz)
+            write_motion_csv(os.path.join(args.outdir, f"{args.env}_{i:04d}.csv"), motion,
+                             path["object_pos"], path["goal"])
+            bar.update(i + 1, f"expert success {successes}/{i + 1}")
+    finally:
+        bar.close()
+        env.close()
+    print(f"wrote {args.episodes} synthetic motion CSVs to {args.outdir} (expert success on the "
+          f"raw episodes {successes / args.episodes:.2f}); next: python -m baselines_her.demo "
+          f"import-motion {os.path.join(args.outdir, '*.csv')} --env {args.env} --out human.npz")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
