@@ -1,12 +1,16 @@
 """Success curves from progress.csv files -> PNG.
 
-    python experiment/plot.py RUN_DIR [RUN_DIR ...] --out curves.png [--x env_steps|epoch]
+    python experiment/plot.py RUN_DIR [RUN_DIR ...] [--out curves.png] [--x env_steps|epoch]
         [--key test/success_rate] [--label NAME=GLOB ...] [--title TEXT]
+        [--max_epochs N] [--table] [--threshold 0.9]
 
 Each RUN_DIR is a training logdir (or a progress.csv). Runs are grouped into curves by
 ``--label NAME=GLOB`` (a run joins the first label whose glob matches its path; default: one curve
 per run, named after its folder); a curve with several runs shows their mean and min-max band.
-Needs matplotlib (``pip install -e '.[plot]'``).
+``--max_epochs N`` keeps the first N epochs of every run (compare runs of different lengths on
+equal terms). ``--table`` prints a markdown table, one row per run and per curve: epochs, env
+steps, the first epoch and env steps at which ``key`` reached ``--threshold``, the final and best
+value and the mean of the last 5 epochs. The PNG needs matplotlib (``pip install -e '.[plot]'``).
 """
 from __future__ import annotations
 
@@ -54,30 +58,84 @@ def curve(runs: list[dict], x_col: str, key: str):
     return runs[0][x_col][:n], ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
+def first_reach(run: dict, key: str, threshold: float):
+    """(epoch, env steps) of the first epoch with ``key >= threshold``, or None."""
+    hits = np.flatnonzero(run[key] >= threshold)
+    if len(hits) == 0:
+        return None
+    i = int(hits[0])
+    return int(run["epoch"][i]), int(run["total/env_steps"][i])
+
+
+def table(data: dict, key: str, threshold: float) -> str:
+    """Markdown table of every run and every curve's mean (see the module docstring)."""
+    lines = [f"| curve | run | epochs | env steps | first >= {threshold:g}: epoch / env steps | "
+             f"final | best | mean of last 5 |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in data.items():
+        reach = [first_reach(r, key, threshold) for r in runs]
+        for path, r, hit in zip(data.paths[name], runs, reach):
+            cell = "not reached" if hit is None else f"{hit[0]} / {hit[1]:,}"
+            lines.append(f"| {name} | {os.path.basename(os.path.normpath(path))} | {len(r[key])} | "
+                         f"{int(r['total/env_steps'][-1]):,} | {cell} | {r[key][-1]:.2f} | "
+                         f"{np.max(r[key]):.2f} | {np.mean(r[key][-5:]):.2f} |")
+        if len(runs) > 1:
+            hits = [h[1] for h in reach if h is not None]
+            cell = (f"{len(hits)}/{len(runs)} runs" +
+                    (f", mean {np.mean(hits):,.0f} steps" if hits else ""))
+            lines.append(f"| **{name}** | mean of {len(runs)} | - | - | {cell} | "
+                         f"{np.mean([r[key][-1] for r in runs]):.2f} | "
+                         f"{np.mean([np.max(r[key]) for r in runs]):.2f} | "
+                         f"{np.mean([np.mean(r[key][-5:]) for r in runs]):.2f} |")
+    return "\n".join(lines)
+
+
+class Curves(dict):
+    """name -> list of runs, with ``paths`` (name -> run paths) alongside."""
+
+    def __init__(self, groups: dict, max_epochs: int | None):
+        super().__init__()
+        self.paths = groups
+        for name, paths in groups.items():
+            runs = [read_run(p) for p in paths]
+            if max_epochs is not None:
+                runs = [{k: v[:max_epochs] for k, v in r.items()} for r in runs]
+            self[name] = runs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", required=True, help="PNG file to write")
+    ap.add_argument("--out", default=None, help="PNG file to write")
     ap.add_argument("--x", choices=sorted(X_COLUMNS), default="env_steps")
     ap.add_argument("--key", default="test/success_rate")
     ap.add_argument("--label", action="append", default=[], metavar="NAME=GLOB")
     ap.add_argument("--title", default="")
+    ap.add_argument("--max_epochs", type=int, default=None, help="keep the first N epochs of each run")
+    ap.add_argument("--table", action="store_true", help="print a markdown table of the runs")
+    ap.add_argument("--threshold", type=float, default=0.9, help="for --table (default 0.9)")
     args = ap.parse_args(argv)
+    if args.out is None and not args.table:
+        ap.error("nothing to do: give --out FILE.png and/or --table")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        ap.error(f"--max_epochs must be >= 1, got {args.max_epochs}")
+    try:
+        data = Curves(group_runs(args.runs, args.label), args.max_epochs)
+        for name, runs in data.items():
+            if any(args.key not in r for r in runs):
+                raise ValueError(f"curve {name!r}: column {args.key!r} missing in progress.csv")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.table:
+        print(table(data, args.key, args.threshold))
+    if args.out is None:
+        return 0
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         print("error: plotting needs matplotlib: pip install -e '.[plot]'", file=sys.stderr)
-        return 2
-    try:
-        groups = group_runs(args.runs, args.label)
-        data = {name: [read_run(p) for p in paths] for name, paths in groups.items()}
-        for name, runs in data.items():
-            if any(args.key not in r for r in runs):
-                raise ValueError(f"curve {name!r}: column {args.key!r} missing in progress.csv")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, runs in data.items():

@@ -47,3 +47,23 @@ def test_errors(tmp_path, capsys):
     assert "column 'nope' missing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="NAME=GLOB"):
         plot.group_runs([a], ["bad"])
+
+
+def test_table_first_reach_and_max_epochs(tmp_path, capsys):
+    a = write_run(tmp_path / "ddpg-seed0", [0.0, 0.95, 0.5, 1.0])
+    b = write_run(tmp_path / "ddpg-seed1", [0.1, 0.2, 0.9, 0.8])
+    c = write_run(tmp_path / "td3-seed0", [0.0, 0.0, 0.0, 0.95])
+    assert plot.main([a, b, c, "--label", "DDPG=*ddpg*", "--label", "TD3=*td3*", "--table",
+                      "--max_epochs", "3"]) == 0
+    rows = {ln.split("|")[2].strip(): [x.strip() for x in ln.split("|")[1:-1]]
+            for ln in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["ddpg-seed0"][2:] == ["3", "300", "1 / 200", "0.50", "0.95", "0.48"]
+    assert rows["ddpg-seed1"][4:6] == ["2 / 300", "0.90"]
+    assert rows["td3-seed0"][2:5] == ["3", "300", "not reached"]  # epoch 3 (0.95) cut by --max_epochs
+    assert rows["mean of 2"][4] == "2/2 runs, mean 250 steps"
+
+
+def test_table_needs_out_or_table(tmp_path):
+    a = write_run(tmp_path / "r0", [0.5])
+    with pytest.raises(SystemExit):
+        plot.main([a])
