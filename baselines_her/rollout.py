@@ -60,4 +60,4 @@ class RolloutWorker:
                     g[i, t + 1] = obs["desired_goal"]
                 success[i, t, 0] = float(info.get("is_success", 0.0))
         batch = {"o": o, "ag": ag, "g": g, "u": u, "info_is_success": success}
-        return batch, {"success_rate": float(success[:, -1, 0].mean())}
+        return batch, {"success_rate": float(success[:, -1, 0].mean(dtype=np.float64))}

@@ -30,7 +30,8 @@ def read_progress(path: str) -> list[dict]:
 
 
 def summarize(rows: list[dict], threshold: float, wall_s: float) -> dict:
-    reached = next((r for r in rows if r["test/success_rate"] >= threshold), None)
+    # progress.csv files written before 2026-11-21 hold float32 rates (0.9 as 0.8999999762).
+    reached = next((r for r in rows if r["test/success_rate"] >= threshold - 1e-6), None)
     # progress.csv times exclude start-up; spread start-up over the run proportionally to epochs.
     epoch_time = sum(r["time/epoch_s"] for r in rows)
     startup = max(wall_s - epoch_time, 0.0)
@@ -74,7 +75,10 @@ def main() -> int:
     runs = []
     if args.prioritized != "none":
         args.set = args.set + [f"prioritized={args.prioritized}"]
-    tag = f"{args.env}-{args.algo}" + "".join(f"-{kv.replace('=', '')}" for kv in args.set)
+    # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
+    tag = f"{args.env}-{args.algo}" + "".join(
+        "-" + k + os.path.splitext(os.path.basename(v))[0]
+        for k, _, v in (kv.partition("=") for kv in args.set))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         cmd = [sys.executable, "-m", "baselines_her.her", f"--env={args.env}", f"--seed={seed}",

@@ -67,3 +67,11 @@ def test_table_needs_out_or_table(tmp_path):
     a = write_run(tmp_path / "r0", [0.5])
     with pytest.raises(SystemExit):
         plot.main([a])
+
+
+def test_first_reach_accepts_float32_rates(tmp_path):
+    # 9/10 successes logged as float32 read back as 0.8999999761581421: that is 0.9.
+    run = plot.read_run(write_run(tmp_path / "r", [0.5, 0.8999999761581421, 0.89]))
+    assert plot.first_reach(run, "test/success_rate", 0.9) == (1, 200)
+    run = plot.read_run(write_run(tmp_path / "s", [0.5, 0.8999, 0.89]))
+    assert plot.first_reach(run, "test/success_rate", 0.9) is None
