@@ -69,6 +69,20 @@ def test_outputs_and_play_round_trip(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "PandaReach-v3: success rate" in out.stdout and "over 2 episodes" in out.stdout
 
+    # --video: the first episode only, one frame after reset and after each of the T steps.
+    pytest.importorskip("PIL")
+    sys.path.insert(0, os.path.join(ROOT, "experiment"))
+    import play
+    from PIL import Image
+    gif = tmp_path / "reach.gif"
+    result = play.evaluate(str(tmp_path / "policy_best.pkl"), n_episodes=2, video=str(gif),
+                           video_episodes=1, verbose=False)
+    assert result["video_frames"] == 51
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.size == (360, 240) and im.n_frames > 1
+    with pytest.raises(ValueError, match="GIF"):
+        play.evaluate(str(tmp_path / "policy_best.pkl"), video=str(tmp_path / "x.mp4"))
+
 
 def test_same_seed_same_numbers(tmp_path):
     """Two CLI runs with one seed on one thread write identical numbers (timings aside)."""
