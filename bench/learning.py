@@ -77,7 +77,8 @@ def main() -> int:
         args.set = args.set + [f"prioritized={args.prioritized}"]
     # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
     tag = f"{args.env}-{args.algo}" + "".join(
-        "-" + k + os.path.splitext(os.path.basename(v))[0]
+        "-" + k + (os.path.splitext(os.path.basename(v))[0] if os.sep in v or v.endswith(".npz")
+                   else v)
         for k, _, v in (kv.partition("=") for kv in args.set))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
