@@ -258,17 +258,24 @@ def generate(args, make_policy: Callable, make_env: Callable) -> int:
     return 0
 
 
+def require_expert_env(p: argparse.ArgumentParser, env_id: str) -> None:
+    """``p.error`` unless ``env_id`` is a registered env with a scripted expert."""
+    from panda_experts import make_expert, supported_env_ids
+
+    err = check_env_id(env_id)
+    if err:
+        p.error(err)
+    if make_expert(env_id) is None:
+        p.error(f"no scripted expert for {env_id!r}; supported: {', '.join(supported_env_ids())}")
+
+
 def main(argv=None) -> int:
     from panda_experts import make_expert, supported_env_ids
 
     p = build_parser("Scripted expert demonstrations for panda-gym v3 tasks.",
                      env_help="panda-gym env id, one of: " + ", ".join(supported_env_ids()))
     args = p.parse_args(argv)
-    err = check_env_id(args.env)
-    if err:
-        p.error(err)
-    if make_expert(args.env) is None:
-        p.error(f"no scripted expert for {args.env!r}; supported: {', '.join(supported_env_ids())}")
+    require_expert_env(p, args.env)
     validate_args(p, args)
     return generate(args, make_expert, make_panda_env)
 

@@ -35,7 +35,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import ProgressBar, check_env_id, make_panda_env  # noqa: E402
+from generate_demos import ProgressBar, make_panda_env, require_expert_env  # noqa: E402
 from panda_experts import make_expert, supported_env_ids  # noqa: E402
 
 
@@ -130,11 +130,7 @@ def main(argv=None) -> int:
     p.add_argument("--warp", type=float, default=0.3, help="log-speed variation std")
     p.add_argument("--rate_hz", type=float, default=30.0, help="tracker sample rate [Hz]")
     args = p.parse_args(argv)
-    err = check_env_id(args.env)
-    if err:
-        p.error(err)
-    if make_expert(args.env) is None:
-        p.error(f"no scripted expert for {args.env!r}; supported: {', '.join(supported_env_ids())}")
+    require_expert_env(p, args.env)
     if args.episodes <= 0:
         p.error(f"--episodes must be a positive integer, got {args.episodes}")
     for name in ("noise_m", "drift_m", "warp"):
