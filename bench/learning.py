@@ -12,7 +12,6 @@ and epochs / env steps / seconds until test success first reaches the threshold)
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -20,33 +19,31 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "experiment"))
+from plot import first_reach, read_run  # noqa: E402  (one progress.csv reader and threshold rule)
+
 HEADER = ("| env | algo | seed | epochs | env steps | wall s | final success | best success | "
           "first >= {thr}: epoch / env steps / s |\n|---|---|---|---|---|---|---|---|---|")
 
 
-def read_progress(path: str) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-
-
-def summarize(rows: list[dict], threshold: float, wall_s: float) -> dict:
-    # progress.csv files written before 2026-11-21 hold float32 rates (0.9 as 0.8999999762).
-    reached = next((r for r in rows if r["test/success_rate"] >= threshold - 1e-6), None)
-    # progress.csv times exclude start-up; spread start-up over the run proportionally to epochs.
-    epoch_time = sum(r["time/epoch_s"] for r in rows)
-    startup = max(wall_s - epoch_time, 0.0)
+def summarize(progress_csv: str, threshold: float, wall_s: float) -> dict:
+    run = read_run(progress_csv)
+    success, epoch_s = run["test/success_rate"], run["time/epoch_s"]
+    reached = first_reach(run, "test/success_rate", threshold)
+    # progress.csv times exclude start-up, which counts toward the time to reach the threshold.
+    startup = max(wall_s - float(epoch_s.sum()), 0.0)
     t_reach = None
     if reached is not None:
-        t_reach = startup + sum(r["time/epoch_s"] for r in rows if r["epoch"] <= reached["epoch"])
+        t_reach = startup + float(epoch_s[run["epoch"] <= reached[0]].sum())
     return {
-        "epochs": len(rows), "env_steps": int(rows[-1]["total/env_steps"]), "wall_s": wall_s,
-        "final_success": rows[-1]["test/success_rate"],
-        "best_success": max(r["test/success_rate"] for r in rows),
-        "reach_epoch": None if reached is None else int(reached["epoch"]),
-        "reach_env_steps": None if reached is None else int(reached["total/env_steps"]),
+        "epochs": len(success), "env_steps": int(run["total/env_steps"][-1]), "wall_s": wall_s,
+        "final_success": float(success[-1]), "best_success": float(success.max()),
+        "reach_epoch": None if reached is None else reached[0],
+        "reach_env_steps": None if reached is None else reached[1],
         "reach_s": t_reach,
-        "curve": [r["test/success_rate"] for r in rows],
-        "curve_env_steps": [int(r["total/env_steps"]) for r in rows],
+        "curve": success.tolist(),
+        "curve_env_steps": run["total/env_steps"].astype(int).tolist(),
     }
 
 
@@ -77,8 +74,7 @@ def main() -> int:
         args.set = args.set + [f"prioritized={args.prioritized}"]
     # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
     tag = f"{args.env}-{args.algo}" + "".join(
-        "-" + k + (os.path.splitext(os.path.basename(v))[0] if os.sep in v or v.endswith(".npz")
-                   else v)
+        "-" + k + os.path.basename(v).removesuffix(".npz")
         for k, _, v in (kv.partition("=") for kv in args.set))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -90,7 +86,7 @@ def main() -> int:
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
-        s = summarize(read_progress(os.path.join(logdir, "progress.csv")), args.threshold, wall)
+        s = summarize(os.path.join(logdir, "progress.csv"), args.threshold, wall)
         runs.append({"seed": seed, "logdir": logdir, **s})
 
     print()

@@ -187,23 +187,22 @@ def main() -> int:
 
         return run
 
-    def gather_only(impl, B):
-        gather = kernels[impl][2]
+    def draw_rows(B):
+        """(ep, t, goal_t) of B uniform `future` rows, drawn outside the timed call."""
         ep = rng.integers(0, N_EPISODES, B)
         t = rng.integers(0, T, B)
-        goal_t = np.where(rng.random(B) < FUTURE_P, sk.her_future_t_numpy(t, rng.random(B), T), -1)
+        return ep, t, np.where(rng.random(B) < FUTURE_P, sk.her_future_t_numpy(t, rng.random(B), T), -1)
+
+    def gather_only(impl, B):
+        gather = kernels[impl][2]
+        ep, t, goal_t = draw_rows(B)
         return lambda: gather(o, ag, g, u, ep, t, ep, goal_t, THRESHOLD)
 
     def gather_fresh(impl, B):
         """Pre-drawn indices, cycling through ~256k rows (> the L3 cache), so every call reads
         rows that are not cached: the memory-latency floor under the HER-batch rows."""
         gather = kernels[impl][2]
-        pool = []
-        for _ in range(max(262_144 // B, 8)):
-            ep = rng.integers(0, N_EPISODES, B)
-            t = rng.integers(0, T, B)
-            gt = np.where(rng.random(B) < FUTURE_P, sk.her_future_t_numpy(t, rng.random(B), T), -1)
-            pool.append((ep, t, gt))
+        pool = [draw_rows(B) for _ in range(max(262_144 // B, 8))]
         state = {"i": 0}
 
         def run():

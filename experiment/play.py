@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from baselines_her.envs import make_env  # noqa: E402
+from baselines_her.envs import describe_env, make_env  # noqa: E402
 from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
 from baselines_her.rollout import RolloutWorker  # noqa: E402
 
@@ -79,7 +79,8 @@ def evaluate(policy_path: str, n_episodes: int = 10, seed: int = 0, render: bool
     env = make_env(state["env_name"], render_mode=mode)
     recorder = FrameRecorder(env) if video else None
     dims = state["dims"]
-    T = env.spec.max_episode_steps
+    spec = describe_env(env, state["env_name"])
+    T = spec.T
     worker = RolloutWorker([recorder or env], T, dims["o"], dims["g"], dims["u"], actor.max_u,
                            np.random.default_rng(seed), [seed])
     successes = []
@@ -90,12 +91,11 @@ def evaluate(policy_path: str, n_episodes: int = 10, seed: int = 0, render: bool
         successes.append(info["success_rate"])
         if verbose:
             print(f"episode {i + 1}/{n_episodes}: {'success' if successes[-1] else 'failure'}")
-    dt = float(getattr(getattr(env.unwrapped, "sim", None), "dt", 0.04))
     env.close()
     result = {"env": state["env_name"], "episodes": n_episodes,
               "success_rate": float(np.mean(successes))}
     if recorder is not None:
-        save_gif(recorder.frames, video, 1.0 / dt)
+        save_gif(recorder.frames, video, 1.0 / spec.dt)
         result["video"] = video
         result["video_frames"] = len(recorder.frames)
     return result

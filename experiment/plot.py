@@ -68,13 +68,13 @@ def first_reach(run: dict, key: str, threshold: float):
     return int(run["epoch"][i]), int(run["total/env_steps"][i])
 
 
-def table(data: dict, key: str, threshold: float) -> str:
+def table(data: dict, groups: dict, key: str, threshold: float) -> str:
     """Markdown table of every run and every curve's mean (see the module docstring)."""
     lines = [f"| curve | run | epochs | env steps | first >= {threshold:g}: epoch / env steps | "
              f"final | best | mean of last 5 |", "|---|---|---|---|---|---|---|---|"]
     for name, runs in data.items():
         reach = [first_reach(r, key, threshold) for r in runs]
-        for path, r, hit in zip(data.paths[name], runs, reach):
+        for path, r, hit in zip(groups[name], runs, reach):
             cell = "not reached" if hit is None else f"{hit[0]} / {hit[1]:,}"
             lines.append(f"| {name} | {os.path.basename(os.path.normpath(path))} | {len(r[key])} | "
                          f"{int(r['total/env_steps'][-1]):,} | {cell} | {r[key][-1]:.2f} | "
@@ -90,17 +90,11 @@ def table(data: dict, key: str, threshold: float) -> str:
     return "\n".join(lines)
 
 
-class Curves(dict):
-    """name -> list of runs, with ``paths`` (name -> run paths) alongside."""
-
-    def __init__(self, groups: dict, max_epochs: int | None):
-        super().__init__()
-        self.paths = groups
-        for name, paths in groups.items():
-            runs = [read_run(p) for p in paths]
-            if max_epochs is not None:
-                runs = [{k: v[:max_epochs] for k, v in r.items()} for r in runs]
-            self[name] = runs
+def load_curves(groups: dict, max_epochs: int | None) -> dict:
+    """name -> list of runs (read_run), each cut to its first ``max_epochs`` epochs if given."""
+    cut = slice(None) if max_epochs is None else slice(max_epochs)
+    return {name: [{k: v[cut] for k, v in read_run(p).items()} for p in paths]
+            for name, paths in groups.items()}
 
 
 def main(argv=None) -> int:
@@ -120,7 +114,8 @@ def main(argv=None) -> int:
     if args.max_epochs is not None and args.max_epochs < 1:
         ap.error(f"--max_epochs must be >= 1, got {args.max_epochs}")
     try:
-        data = Curves(group_runs(args.runs, args.label), args.max_epochs)
+        groups = group_runs(args.runs, args.label)
+        data = load_curves(groups, args.max_epochs)
         for name, runs in data.items():
             if any(args.key not in r for r in runs):
                 raise ValueError(f"curve {name!r}: column {args.key!r} missing in progress.csv")
@@ -128,7 +123,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.table:
-        print(table(data, args.key, args.threshold))
+        print(table(data, groups, args.key, args.threshold))
     if args.out is None:
         return 0
     try:

@@ -35,8 +35,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import ProgressBar, make_panda_env, require_expert_env  # noqa: E402
-from panda_experts import make_expert, supported_env_ids  # noqa: E402
+from generate_demos import ProgressBar, make_panda_env, require_expert_env, run_episode  # noqa: E402
+from panda_experts import EE_POS, FINGERS, make_expert, supported_env_ids  # noqa: E402
 
 
 def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
@@ -48,28 +48,24 @@ def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
 
 
 def record_expert_path(env, expert, T: int, seed: int) -> dict:
-    """Run the expert for T steps; return the end-effector path (T+1, 3), the finger opening
-    (T+1,) or None, the initial object position or None, the goal and the final success."""
+    """Run the expert for T steps (``generate_demos.run_episode``); return the end-effector path
+    (T+1, 3), the finger command (T+1,) or None, the initial object position or None, the goal
+    and the final success."""
     base = env.unwrapped
-    obs, _ = env.reset(seed=seed)
-    expert.reset()
+    ep = run_episode(env, expert, T, seed)
     has_fingers = not getattr(base.robot, "block_gripper", True)
-    bodies = getattr(base.sim, "_bodies_idx", {})
-    object_pos = np.array(base.sim.get_base_position("object")) if "object" in bodies else None
-    goal = np.array(base.task.goal, dtype=np.float64)
-    pos = [np.array(base.robot.get_ee_position())]
-    grip = [float(base.robot.get_fingers_width())] if has_fingers else None
-    info = {}
-    for _ in range(T):
-        action = np.clip(expert(obs), env.action_space.low, env.action_space.high)
-        obs, _r, _term, _trunc, info = base.step(action.astype(np.float32))
-        pos.append(np.array(base.robot.get_ee_position()))
-        if grip is not None:
-            # The expert squeezes (action -1) to hold; record a closed command as 0 opening.
-            grip.append(0.0 if action[3] < 0 else float(base.robot.get_fingers_width()))
-    return {"pos": np.stack(pos), "gripper": None if grip is None else np.asarray(grip),
-            "object_pos": object_pos, "goal": goal,
-            "success": bool(info.get("is_success", 0.0))}
+    has_object = "object" in getattr(base.sim, "_bodies_idx", {})
+    o = ep["o"].astype(np.float64)
+    grip = None
+    if has_fingers:
+        # The expert squeezes (action -1) to hold; record a closed command as 0 opening.
+        grip = o[:, FINGERS].copy()
+        grip[1:][ep["u"][:, 3] < 0] = 0.0
+    return {"pos": o[:, EE_POS], "gripper": grip,
+            # With one object, panda-gym's achieved goal is the object's position.
+            "object_pos": ep["ag"][0].astype(np.float64) if has_object else None,
+            "goal": ep["g"][0].astype(np.float64),
+            "success": bool(ep["info_is_success"][-1, 0] > 0.5)}
 
 
 def humanize(path: dict, dt: float, rng: np.random.Generator, noise_m: float, drift_m: float,
