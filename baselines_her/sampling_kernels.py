@@ -8,7 +8,7 @@ Public names: ``her_future_t``, ``her_future_indices``, ``gather_transitions`` a
 the native versions when the extension imports (``NATIVE_AVAILABLE``), else the ``*_numpy`` /
 ``SumTreeNumpy`` references, with a single RuntimeWarning at import. The native versions take
 exactly the dtypes documented (int64 indices, float64 uniforms/priorities/targets, float32
-C-contiguous episode arrays) and raise ValueError on anything else or out of range.
+episode arrays with a contiguous last axis) and raise ValueError on anything else or out of range.
 """
 from __future__ import annotations
 

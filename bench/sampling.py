@@ -4,7 +4,9 @@
 
 Times are wall clock: median (and best) of rounds; on a busy machine compare the best column.
 A full 1e6-transition buffer with PandaPickAndPlace-v3 shapes (T=50, o 19, g 3, u 4, so
-N=20000 episodes of random float32) and a 1e6-leaf sum tree. Each row is the median over rounds
+N=20000 episodes of random float32), stored as the replay buffer stores it (interleaved per-step
+records, replay_buffer.record_views; one row compares separate C-contiguous arrays), and a
+1e6-leaf sum tree. Each row is the median over rounds
 of the mean time of one call, in microseconds. Comparisons, when importable: cpprb's
 PrioritizedReplayBuffer (`pip install cpprb`, not a dependency of the project) and a pure-Python
 sum tree over a list, in the style of baselines' SegmentTree. Never run by CI.
@@ -25,6 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no idle BLAS threads spinn
 import numpy as np  # noqa: E402
 
 from baselines_her import sampling_kernels as sk  # noqa: E402
+from baselines_her.replay_buffer import RECORD_KEYS, episode_shapes, record_views  # noqa: E402
 
 T, DIM_O, DIM_G, DIM_U = 50, 19, 3, 4
 N_EPISODES = 20_000  # x T = 1e6 transitions
@@ -153,6 +156,11 @@ def main() -> int:
     ag = rng.standard_normal((N_EPISODES, T + 1, DIM_G), dtype=np.float32) * np.float32(0.05)
     g = rng.standard_normal((N_EPISODES, T, DIM_G), dtype=np.float32) * np.float32(0.05)
     u = rng.uniform(-1, 1, (N_EPISODES, T, DIM_U)).astype(np.float32)
+    separate = (o, ag, g, u)
+    views = record_views(N_EPISODES, episode_shapes(T, DIM_O, DIM_G, DIM_U))
+    for key, a in zip(RECORD_KEYS, separate):
+        views[key][...] = a
+    buf = tuple(views[k] for k in RECORD_KEYS)  # the replay buffer's layout
     init_p = rng.random(CAPACITY) + 0.01
     trees = {"numpy": sk.SumTreeNumpy(CAPACITY), "native": nat.SumTree(CAPACITY)}
     for tree in trees.values():
@@ -172,7 +180,7 @@ def main() -> int:
             relabel = rng.random(B) < FUTURE_P
             fut = future(t, rng.random(B), T)
             goal_t = np.where(relabel, fut, -1)
-            return gather(o, ag, g, u, ep, t, ep.copy(), goal_t, THRESHOLD)
+            return gather(*buf, ep, t, ep.copy(), goal_t, THRESHOLD)
 
         return run
 
@@ -183,7 +191,7 @@ def main() -> int:
         def run():
             slots = rng.integers(0, CAPACITY, size=B, dtype=np.int64)
             ep, t, goal_t = indices(slots, rng.random((2, B)), T, FUTURE_P)
-            return gather(o, ag, g, u, ep, t, ep, goal_t, THRESHOLD)
+            return gather(*buf, ep, t, ep, goal_t, THRESHOLD)
 
         return run
 
@@ -196,9 +204,9 @@ def main() -> int:
     def gather_only(impl, B):
         gather = kernels[impl][2]
         ep, t, goal_t = draw_rows(B)
-        return lambda: gather(o, ag, g, u, ep, t, ep, goal_t, THRESHOLD)
+        return lambda: gather(*buf, ep, t, ep, goal_t, THRESHOLD)
 
-    def gather_fresh(impl, B):
+    def gather_fresh(impl, B, arrays=buf):
         """Pre-drawn indices, cycling through ~256k rows (> the L3 cache), so every call reads
         rows that are not cached: the memory-latency floor under the HER-batch rows."""
         gather = kernels[impl][2]
@@ -208,7 +216,7 @@ def main() -> int:
         def run():
             ep, t, gt = pool[state["i"] % len(pool)]
             state["i"] += 1
-            return gather(o, ag, g, u, ep, t, ep, gt, THRESHOLD)
+            return gather(*arrays, ep, t, ep, gt, THRESHOLD)
 
         return run
 
@@ -243,7 +251,7 @@ def main() -> int:
         def run():
             idx, w = tree.query_weighted(rng.random(B) * tree.total(), BETA)
             ep, t, goal_t = indices(idx, rng.random((2, B)), T, FUTURE_P)
-            batch = gather(o, ag, g, u, ep, t, ep, goal_t, THRESHOLD)
+            batch = gather(*buf, ep, t, ep, goal_t, THRESHOLD)
             batch["w"] = w
             return batch
 
@@ -304,6 +312,8 @@ def main() -> int:
         row("gather + reward only (same rows each call)", B, gather_only("numpy", B), gather_only("native", B))
         row("gather + reward only, uncached rows (indices pre-drawn)", B, gather_fresh("numpy", B),
             gather_fresh("native", B))
+        row("the same from separate C-contiguous o/ag/g/u arrays", B,
+            gather_fresh("numpy", B, separate), gather_fresh("native", B, separate))
     for B in (256, 2048):
         row("sum tree query", B, tree_query(trees["numpy"], B), tree_query(trees["native"], B),
             py_fn=tree_query(py_tree, B))

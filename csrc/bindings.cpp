@@ -62,18 +62,22 @@ void same_len(const py::array& a, const char* na, const py::array& b, const char
   }
 }
 
-// A C-contiguous 3-D float32 array; returns its data pointer.
-const float* episodes(const py::array& a, const char* name) {
+// A 3-D float32 array (N, steps, dim) whose last axis is contiguous, as a strided field: a
+// C-contiguous array or a field view of the replay buffer's interleaved record array.
+bher::EpisodeField episodes(const py::array& a, const char* name) {
   const char* fn = "gather_transitions";
   if (!py::isinstance<py::array_t<float>>(a)) {
     bad(fn, std::string(name) + " must have dtype " + dtype_name<float>() + ", got " +
                 dtype_str(a));
   }
   if (a.ndim() != 3) bad(fn, std::string(name) + " must be 3-D, got shape " + shape_str(a));
-  if (!(a.flags() & py::array::c_style)) {
-    bad(fn, std::string(name) + " must be C-contiguous (use np.ascontiguousarray)");
+  constexpr py::ssize_t f = sizeof(float);
+  if ((a.shape(2) > 1 && a.strides(2) != f) || a.strides(0) % f != 0 || a.strides(1) % f != 0) {
+    bad(fn, std::string(name) + " must have a contiguous last axis and float-aligned strides, "
+            "got strides (" + std::to_string(a.strides(0)) + ", " + std::to_string(a.strides(1)) +
+            ", " + std::to_string(a.strides(2)) + ") bytes (use np.ascontiguousarray)");
   }
-  return static_cast<const float*>(a.data());
+  return {static_cast<const float*>(a.data()), a.strides(0) / f, a.strides(1) / f};
 }
 
 void expect_shape(const py::array& a, const char* name, py::ssize_t d0, py::ssize_t d1,
@@ -327,7 +331,7 @@ PYBIND11_MODULE(_native, m) {
         "Fused batch gather, identical to sampling_kernels.gather_transitions_numpy: keys o, "
         "o_2, ag, ag_2, g, u (float32, (B, dim)), slot (int64 (B,)) and, with a threshold, r "
         "(float32 (B,)) = the panda-gym/Fetch sparse reward, bit for bit. o (N,T+1,do), "
-        "ag (N,T+1,dg), g (N,T,dg), u (N,T,du): float32, C-contiguous. ep_idx, t, goal_ep, "
+        "ag (N,T+1,dg), g (N,T,dg), u (N,T,du): float32 with a contiguous last axis (C-contiguous arrays or field views of one interleaved record array). ep_idx, t, goal_ep, "
         "goal_t: int64 (B,); goal_t = -1 keeps the stored goal. O(B * row size).");
 
   py::class_<bher::SumTree>(m, "SumTree",

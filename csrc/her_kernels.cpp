@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "errors.hpp"
+#include "prefetch.hpp"
 
 #ifndef BHER_PREFETCH_AHEAD
 #define BHER_PREFETCH_AHEAD 16
@@ -53,24 +54,12 @@ float pairwise_sum_f32(const float* a, std::int64_t n) {
 
 constexpr std::int64_t kPrefetchAhead = BHER_PREFETCH_AHEAD;
 
-// Hints the cache lines of [p, p + bytes) into the cache (no effect on results).
-inline void prefetch_span(const void* p, std::size_t bytes) {
-#if defined(__GNUC__) || defined(__clang__)
-  const auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63};
-  const auto end = reinterpret_cast<std::uintptr_t>(p) + bytes;
-  for (std::uintptr_t line = begin; line < end; line += 64) {
-    __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 3);
-  }
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
-
 template <typename R>
-inline void prefetch_rows(const R& r, std::size_t bo, std::size_t bg, std::size_t bu) {
-  prefetch_span(r.o, 2 * bo);
-  prefetch_span(r.ag, 2 * bg);
+BHER_ALWAYS_INLINE void prefetch_rows(const R& r, std::size_t bo, std::size_t bg, std::size_t bu) {
+  prefetch_span(r.o, bo);
+  prefetch_span(r.o_2, bo);
+  prefetch_span(r.ag, bg);
+  prefetch_span(r.ag_2, bg);
   prefetch_span(r.goal, bg);
   prefetch_span(r.u, bu);
 }
@@ -172,20 +161,19 @@ void gather_transitions(const EpisodeArrays& a, View1D<std::int64_t> ep_idx,
     check_index(fn, "goal_t", i, gt, -1, a.T, "[-1, T] (-1 keeps the stored goal)");
     if (gt >= 0) check_index(fn, "goal_ep", i, goal_ep[i], 0, a.N - 1, "[0, N)");
   }
-  const std::int64_t Tp1 = a.T + 1;
   const std::size_t bo = sizeof(float) * static_cast<std::size_t>(a.dim_o);
   const std::size_t bg = sizeof(float) * static_cast<std::size_t>(a.dim_g);
   const std::size_t bu = sizeof(float) * static_cast<std::size_t>(a.dim_u);
   struct Rows {
-    const float *o, *ag, *goal, *u;  // o and ag: rows s and s+1 are adjacent
+    const float *o, *o_2, *ag, *ag_2, *goal, *u;
   };
   auto rows = [&](std::int64_t i) {
     const std::int64_t e = ep_idx[i];
     const std::int64_t s = t[i];
     const std::int64_t gt = goal_t[i];
-    return Rows{a.o + (e * Tp1 + s) * a.dim_o, a.ag + (e * Tp1 + s) * a.dim_g,
-                gt >= 0 ? a.ag + (goal_ep[i] * Tp1 + gt) * a.dim_g : a.g + (e * a.T + s) * a.dim_g,
-                a.u + (e * a.T + s) * a.dim_u};
+    return Rows{a.o.at(e, s),  a.o.at(e, s + 1),
+                a.ag.at(e, s), a.ag.at(e, s + 1),
+                gt >= 0 ? a.ag.at(goal_ep[i], gt) : a.g.at(e, s), a.u.at(e, s)};
   };
   // The rows are scattered over a large buffer: prefetch kPrefetchAhead rows ahead so that the
   // cache misses of several rows overlap.
@@ -196,9 +184,9 @@ void gather_transitions(const EpisodeArrays& a, View1D<std::int64_t> ep_idx,
     float* ag2_dst = out.ag_2 + i * a.dim_g;
     float* g_dst = out.g + i * a.dim_g;
     std::memcpy(out.o + i * a.dim_o, src.o, bo);
-    std::memcpy(out.o_2 + i * a.dim_o, src.o + a.dim_o, bo);
+    std::memcpy(out.o_2 + i * a.dim_o, src.o_2, bo);
     std::memcpy(out.ag + i * a.dim_g, src.ag, bg);
-    std::memcpy(ag2_dst, src.ag + a.dim_g, bg);
+    std::memcpy(ag2_dst, src.ag_2, bg);
     std::memcpy(g_dst, src.goal, bg);
     std::memcpy(out.u + i * a.dim_u, src.u, bu);
     out.slot[i] = ep_idx[i] * a.T + t[i];

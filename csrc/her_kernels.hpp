@@ -29,13 +29,23 @@ void her_future_indices(View1D<std::int64_t> slots, View1D<double> u_relabel,
                         View1D<double> u_future, std::int64_t B, std::int64_t T, double future_p,
                         std::int64_t* ep_idx, std::int64_t* t, std::int64_t* goal_t);
 
-// Episode-major replay storage, C-contiguous float32: o (N, T+1, dim_o), ag (N, T+1, dim_g),
-// g (N, T, dim_g), u (N, T, dim_u).
+// One episode-major float32 field viewed as (N, steps, dim): element [e, s, k] is at
+// data[e * ep_stride + s * step_stride + k] (strides in floats; the last axis is contiguous).
+// Separate C-contiguous arrays and field views of one interleaved per-step record array (the
+// replay buffer's layout, where o, ag, g and u of a step share cache lines) are both covered.
+struct EpisodeField {
+  const float* data;
+  std::int64_t ep_stride, step_stride;
+
+  const float* at(std::int64_t e, std::int64_t s) const {
+    return data + e * ep_stride + s * step_stride;
+  }
+};
+
+// Episode-major replay storage: o (N, T+1, dim_o), ag (N, T+1, dim_g), g (N, T, dim_g),
+// u (N, T, dim_u).
 struct EpisodeArrays {
-  const float* o;
-  const float* ag;
-  const float* g;
-  const float* u;
+  EpisodeField o, ag, g, u;
   std::int64_t N, T, dim_o, dim_g, dim_u;
 };
 

@@ -16,6 +16,7 @@
 #endif
 
 #include "errors.hpp"
+#include "prefetch.hpp"
 
 namespace bher {
 namespace {
@@ -28,15 +29,8 @@ std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kF
 
 // Cache hints for the batched passes below (no effect on results). The batch is processed level
 // by level, so the line an element needs in the next pass is known one pass ahead: prefetching
-// it lets the misses of the whole batch overlap instead of queueing behind each other.
-template <int kWrite>
-inline void prefetch(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, kWrite, 3);
-#else
-  (void)p;
-#endif
-}
+// it lets the misses of the whole batch overlap instead of queueing behind each other
+// (prefetch_line, prefetch.hpp).
 
 // Minimum of 8 doubles (exact in any order; no NaN is ever stored), SSE2 where available.
 inline double min8(const double* m) {
@@ -151,8 +145,8 @@ void SumTree::set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K) {
       fail("SumTree.set: priorities[" + std::to_string(k) + "] = " + fmt(v) +
            " is invalid (priorities must be finite and >= 0)");
     }
-    prefetch<1>(leaf + i);
-    prefetch<1>(bits + (i >> kShift));
+    prefetch_line<1>(leaf + i);
+    prefetch_line<1>(bits + (i >> kShift));
   }
   const bool level1_whole = nodes_[1] <= K;
   for (std::int64_t k = 0; k < K; ++k) {  // in order: the last write to a leaf wins
@@ -160,8 +154,8 @@ void SumTree::set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K) {
     leaf[i] = p[k] + 0.0;  // -0.0 -> +0.0
     bits[i >> kShift] |= static_cast<std::uint8_t>(1u << (i & (kFanout - 1)));
     if (!level1_whole) {
-      prefetch<1>(sum_[1].get() + sum_pos(i >> kShift));
-      prefetch<1>(sum_[1].get() + sum_pos(i >> kShift) + kFanout);
+      prefetch_line<1>(sum_[1].get() + sum_pos(i >> kShift));
+      prefetch_line<1>(sum_[1].get() + sum_pos(i >> kShift) + kFanout);
     }
   }
   // Level by level: when level l is recomputed, level l-1 is final, so duplicates and shared
@@ -176,8 +170,8 @@ void SumTree::set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K) {
         const std::int64_t j = idx[k] >> shift;
         recompute_node(l, j);
         if (ahead) {
-          prefetch<1>(sum_[l + 1].get() + sum_pos(j >> kShift));
-          prefetch<1>(sum_[l + 1].get() + sum_pos(j >> kShift) + kFanout);
+          prefetch_line<1>(sum_[l + 1].get() + sum_pos(j >> kShift));
+          prefetch_line<1>(sum_[l + 1].get() + sum_pos(j >> kShift) + kFanout);
         }
       }
     }
@@ -254,7 +248,7 @@ void SumTree::query_locked(View1D<double> x, std::int64_t K, std::int64_t* out) 
       const std::int64_t child = node * kFanout + i;
       out[k] = child;
       rest[k] = target;
-      if (l >= 2) prefetch<0>(children(l - 1, child));  // the next pass's line
+      if (l >= 2) prefetch_line<0>(children(l - 1, child));  // the next pass's line
     }
   }
 }

@@ -30,6 +30,24 @@ def test_fill_then_fifo_overwrite():
     np.testing.assert_array_equal(buf.arrays["g"][:, 0, 0], [4, 5, 2, 3])
 
 
+def test_fields_of_a_step_share_one_record():
+    """o, ag, g, u of step t lie side by side in memory, step t+1 right after (the layout the
+    gather kernel is fast on), and writing one field never touches another."""
+    buf = ReplayBuffer(T, DO, DG, DU, 2 * T)
+    a = buf.arrays
+    width = (DO + 2 * DG + DU) * 4
+    base = a["o"].__array_interface__["data"][0]
+    offsets = {k: a[k].__array_interface__["data"][0] - base for k in ("o", "ag", "g", "u")}
+    assert offsets == {"o": 0, "ag": DO * 4, "g": (DO + DG) * 4, "u": (DO + 2 * DG) * 4}
+    for k in ("o", "ag", "g", "u"):
+        assert a[k].strides == ((T + 1) * width, width, 4), k
+    rng = np.random.default_rng(0)
+    batch = {k: rng.standard_normal((2, *v.shape[1:])).astype(np.float32) for k, v in a.items()}
+    buf.store_episode(batch)
+    for k in batch:
+        np.testing.assert_array_equal(a[k][:2], batch[k], err_msg=k)
+
+
 def test_state_dict_round_trip():
     buf = ReplayBuffer(T, DO, DG, DU, 5 * T)
     buf.store_episode(episodes(4, 0))

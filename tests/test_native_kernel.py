@@ -187,6 +187,32 @@ def test_gather_matches_numpy(native, threshold):
         assert set(np.unique(got["r"])) == {-1.0, 0.0}
 
 
+@pytest.mark.parametrize("layout", ["records", "reversed", "step_major"])
+def test_gather_reads_strided_views(native, layout):
+    """Any layout with a contiguous last axis gives the numpy result: the replay buffer's
+    interleaved record views, negative strides, and a step-major (T, N) memory order."""
+    from baselines_her.replay_buffer import episode_shapes, record_views
+
+    rng = np.random.default_rng(7)
+    arrays = make_buffer(rng, N=30, T=20, do=7, dg=3, du=4)
+    if layout == "records":
+        views = record_views(30, episode_shapes(20, 7, 3, 4))
+        for key, a in zip(("o", "ag", "g", "u"), arrays):
+            views[key][...] = a
+        strided = tuple(views[k] for k in ("o", "ag", "g", "u"))
+    elif layout == "reversed":
+        strided = tuple(np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1] for a in arrays)
+    else:
+        strided = tuple(np.ascontiguousarray(a.transpose(1, 0, 2)).transpose(1, 0, 2)
+                        for a in arrays)
+    assert not any(a.flags.c_contiguous for a in strided)
+    ep, t, goal_ep, goal_t = her_indices(rng, 30, 20, 500)
+    goal_ep[::4] = rng.integers(0, 30, len(goal_ep[::4]))
+    for thr in (None, 0.1):
+        got = native.gather_transitions(*strided, ep, t, goal_ep, goal_t, thr)
+        assert_same_batch(got, sk.gather_transitions_numpy(*arrays, ep, t, goal_ep, goal_t, thr))
+
+
 def test_gather_edge_shapes(native):
     rng = np.random.default_rng(2)
     o, ag, g, u = make_buffer(rng, N=3, T=1, do=5, dg=3, du=2)
@@ -342,7 +368,8 @@ def test_gather_rejects_bad_input(native):
     call()  # valid
     cases = [
         (dict(o=o.astype(np.float64)), "o must have dtype float32, got float64"),
-        (dict(ag=np.asfortranarray(ag)), "ag must be C-contiguous"),
+        (dict(ag=np.asfortranarray(ag)), "ag must have a contiguous last axis"),
+        (dict(o=o[:, :, ::2]), "o must have a contiguous last axis"),
         (dict(g=g[:, :, :2].copy()), "last \\(goal\\) dimensions differ"),
         (dict(g=g[:, :-1].copy()), "g has shape \\(5, 5, 3\\), expected \\(N=5, T=6"),
         (dict(o=o[:, :-1].copy()), "o has shape \\(5, 6, 4\\), expected \\(N=5, T\\+1=7"),
