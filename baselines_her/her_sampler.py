@@ -69,20 +69,25 @@ class HerSampler:
         return ep_idx, t, goal_ep, goal_t
 
     def _draw_future(self, rng, n_episodes, batch_size, ep_idx, t):
-        """The default strategy in two generator calls and one fused kernel call
-        (``her_future_indices``): 5-8 us less per B=256 batch than separate numpy steps
-        (bench/sampling.py)."""
+        """The default strategy in one generator call and one kernel call: uniform replay draws
+        a (3, B) uniform array for ``her_future_sample`` (slot, relabel coin, future offset);
+        prioritized replay passes its slots to ``her_future_indices`` with a (2, B) array.
+        bench/sampling.py times both against the separate numpy steps."""
         T = self.T
         if ep_idx is None:
-            slots = rng.integers(0, n_episodes * T, size=batch_size, dtype=np.int64)
-        else:
-            ep_idx = np.asarray(ep_idx, dtype=np.int64)
-            if t is None:
-                t = rng.integers(0, T, size=len(ep_idx), dtype=np.int64)
-            slots = ep_idx * T + np.asarray(t, dtype=np.int64)
+            return self._with_goal_ep(sampling_kernels.her_future_sample(
+                rng.random((3, batch_size)), n_episodes * T, T, self.future_p))
+        ep_idx = np.asarray(ep_idx, dtype=np.int64)
+        if t is None:
+            t = rng.integers(0, T, size=len(ep_idx), dtype=np.int64)
+        slots = ep_idx * T + np.asarray(t, dtype=np.int64)
         u = rng.random((2, len(slots)))  # row 0: relabel or not; row 1: which future step
-        ep_idx, t, goal_t = sampling_kernels.her_future_indices(slots, u, T, self.future_p)
-        return ep_idx, t, ep_idx, goal_t
+        return self._with_goal_ep(sampling_kernels.her_future_indices(slots, u, T, self.future_p))
+
+    @staticmethod
+    def _with_goal_ep(drawn):
+        ep_idx, t, goal_t = drawn
+        return ep_idx, t, ep_idx, goal_t  # `future` goals come from the row's own episode
 
     def sample(self, arrays: dict, n_episodes: int, batch_size: int, rng: np.random.Generator,
                ep_idx: np.ndarray | None = None, t: np.ndarray | None = None) -> dict:

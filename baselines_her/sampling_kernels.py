@@ -4,7 +4,8 @@ Every function here is deterministic given its inputs: callers draw indices and 
 seeded ``np.random.Generator`` and pass them in, so the numpy reference and the native kernel
 (``baselines_her._native``, built from csrc/) can be compared by exact equality.
 
-Public names: ``her_future_t``, ``her_future_indices``, ``gather_transitions`` and ``SumTree`` are
+Public names: ``her_future_t``, ``her_future_indices``, ``her_future_sample``,
+``gather_transitions`` and ``SumTree`` are
 the native versions when the extension imports (``NATIVE_AVAILABLE``), else the ``*_numpy`` /
 ``SumTreeNumpy`` references, with a single RuntimeWarning at import. The native versions take
 exactly the dtypes documented (int64 indices, float64 uniforms/priorities/targets, float32
@@ -27,6 +28,8 @@ __all__ = [
     "her_future_t",
     "her_future_indices",
     "her_future_indices_numpy",
+    "her_future_sample",
+    "her_future_sample_numpy",
     "her_future_t_numpy",
     "sparse_distance_reward_numpy",
 ]
@@ -57,6 +60,19 @@ def her_future_indices_numpy(slots: np.ndarray, u: np.ndarray, T: int, future_p:
     ep_idx, t = slots // T, slots % T
     goal_t = np.where(u[0] < future_p, her_future_t_numpy(t, u[1], T), -1)
     return ep_idx, t, goal_t
+
+
+def her_future_sample_numpy(u: np.ndarray, n_slots: int, T: int, future_p: float):
+    """Uniform-replay ``future`` draw from one uniform array ``u`` of shape ``(3, B)``.
+
+    ``slots = min(floor(u[2] * n_slots), n_slots - 1)`` (uniform over ``[0, n_slots)`` up to
+    float64 granularity), then ``her_future_indices_numpy(slots, u[:2], T, future_p)``. One
+    ``rng.random((3, B))`` call replaces ``rng.integers`` + ``rng.random((2, B))``.
+    Returns ``(ep_idx, t, goal_t)``, int64.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    slots = np.minimum(np.floor(u[2] * float(n_slots)).astype(np.int64), n_slots - 1)
+    return her_future_indices_numpy(slots, u[:2], T, future_p)
 
 
 def sparse_distance_reward_numpy(ag: np.ndarray, g: np.ndarray, threshold: float) -> np.ndarray:
@@ -329,11 +345,13 @@ except ImportError as _exc:  # not built (e.g. a source checkout without `pip in
     )
     her_future_t = her_future_t_numpy
     her_future_indices = her_future_indices_numpy
+    her_future_sample = her_future_sample_numpy
     gather_transitions = gather_transitions_numpy
     SumTree = SumTreeNumpy
 else:
     NATIVE_AVAILABLE = True
     her_future_t = _native.her_future_t
     her_future_indices = _native.her_future_indices
+    her_future_sample = _native.her_future_sample
     gather_transitions = _native.gather_transitions
     SumTree = _native.SumTree

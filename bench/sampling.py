@@ -169,6 +169,7 @@ def main() -> int:
         "numpy": (sk.her_future_t_numpy, sk.her_future_indices_numpy, sk.gather_transitions_numpy),
         "native": (nat.her_future_t, nat.her_future_indices, nat.gather_transitions),
     }
+    future_sample = {"numpy": sk.her_future_sample_numpy, "native": nat.her_future_sample}
 
     def her_batch(impl, B):
         """The draw of her_sampler.HerSampler (future): rng.integers x2, rng.random x2, ..."""
@@ -184,13 +185,24 @@ def main() -> int:
 
         return run
 
-    def her_batch_fused(impl, B):
-        """One slot draw and one (2, B) uniform draw, then her_future_indices + gather."""
+    def her_batch_slots(impl, B):
+        """One rng.integers slot draw and one (2, B) uniform draw, then her_future_indices +
+        gather (the session-2 path)."""
         _, indices, gather = kernels[impl]
 
         def run():
             slots = rng.integers(0, CAPACITY, size=B, dtype=np.int64)
             ep, t, goal_t = indices(slots, rng.random((2, B)), T, FUTURE_P)
+            return gather(*buf, ep, t, ep, goal_t, THRESHOLD)
+
+        return run
+
+    def her_batch_fused(impl, B):
+        """As her_sampler draws it: one (3, B) uniform draw, her_future_sample, gather."""
+        sample, gather = future_sample[impl], kernels[impl][2]
+
+        def run():
+            ep, t, goal_t = sample(rng.random((3, B)), CAPACITY, T, FUTURE_P)
             return gather(*buf, ep, t, ep, goal_t, THRESHOLD)
 
         return run
@@ -306,6 +318,8 @@ def main() -> int:
     print(f"timing (load average {load_before}) ...", flush=True)
     for B in (256, 2048):
         row("HER batch, unfused draw (4 generator calls)", B, her_batch("numpy", B), her_batch("native", B))
+        row("HER batch, rng.integers slots + her_future_indices", B, her_batch_slots("numpy", B),
+            her_batch_slots("native", B))
         row("HER batch as her_sampler draws it (fused)", B, her_batch_fused("numpy", B),
             her_batch_fused("native", B))
     for B in (256, 2048):

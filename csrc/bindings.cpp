@@ -166,6 +166,30 @@ py::tuple her_future_indices_py(const py::array& slots, const py::array& u, std:
   return py::make_tuple(ep, t, goal_t);
 }
 
+py::tuple her_future_sample_py(const py::array& u, std::int64_t n_slots, std::int64_t T,
+                               double future_p) {
+  const char* fn = "her_future_sample";
+  if (!py::isinstance<py::array_t<double>>(u)) {
+    bad(fn, "u must have dtype float64, got " + dtype_str(u));
+  }
+  if (u.ndim() != 2 || u.shape(0) != 3) {
+    bad(fn, "u must have shape (3, B) (row 0: relabel coin, row 1: future offset, row 2: slot), "
+            "got " + shape_str(u));
+  }
+  const py::ssize_t B = u.shape(1);
+  const char* base = static_cast<const char*>(u.data());
+  const auto col = static_cast<std::ptrdiff_t>(u.strides(1));
+  const bher::View1D<double> u_relabel{base, col}, u_future{base + u.strides(0), col},
+      u_slot{base + 2 * u.strides(0), col};
+  py::array_t<std::int64_t> ep(B), t(B), goal_t(B);
+  std::int64_t *ep_o = ep.mutable_data(), *t_o = t.mutable_data(), *g_o = goal_t.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    bher::her_future_sample(u_relabel, u_future, u_slot, B, n_slots, T, future_p, ep_o, t_o, g_o);
+  }
+  return py::make_tuple(ep, t, goal_t);
+}
+
 py::dict gather_py(const py::array& o, const py::array& ag, const py::array& g,
                    const py::array& u, const py::array& ep_idx, const py::array& t,
                    const py::array& goal_ep, const py::array& goal_t,
@@ -323,6 +347,12 @@ PYBIND11_MODULE(_native, m) {
         " -> (ep_idx, t, goal_t)\n\n"
         "Fused `future` draw: ep_idx, t = divmod(slots, T); goal_t = her_future_t(t, u[1], T) "
         "where u[0] < future_p, else -1 (goal episode = ep_idx). O(B).");
+
+  m.def("her_future_sample", &her_future_sample_py, "u"_a, "n_slots"_a, "T"_a, "future_p"_a,
+        "her_future_sample(u: float64[3, B], n_slots: int, T: int, future_p: float)"
+        " -> (ep_idx, t, goal_t)\n\n"
+        "Uniform-replay `future` draw from one (3, B) uniform array: slot = min(floor(u[2] * "
+        "n_slots), n_slots - 1), then her_future_indices(slot, u[:2], T, future_p). O(B).");
 
   m.def("gather_transitions", &gather_py, "o"_a, "ag"_a, "g"_a, "u"_a, "ep_idx"_a, "t"_a,
         "goal_ep"_a, "goal_t"_a, "distance_threshold"_a = py::none(),

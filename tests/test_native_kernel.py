@@ -33,6 +33,7 @@ def test_extension_is_built():
     )
     assert sk.her_future_t is sk._native.her_future_t
     assert sk.her_future_indices is sk._native.her_future_indices
+    assert sk.her_future_sample is sk._native.her_future_sample
     assert sk.gather_transitions is sk._native.gather_transitions
     assert sk.SumTree is sk._native.SumTree
     assert "build_type" in sk._native.BUILD_INFO
@@ -115,6 +116,18 @@ def test_her_future_t_rejects_bad_dtypes(native):
         native.her_future_t(np.zeros((2, 2), np.int64), np.zeros(4), 5)
 
 
+def check_future_draw(got, ref, u, T, future_p):
+    """Native (ep, t, goal_t) equal to the numpy reference; relabel where u[0] < future_p, with
+    the goal step in [t + 1, T]."""
+    for a, b in zip(got, ref):
+        assert a.dtype == np.int64
+        np.testing.assert_array_equal(a, b)
+    _, t, goal_t = got
+    relabel = goal_t >= 0
+    np.testing.assert_array_equal(relabel, u[0] < future_p)
+    assert np.all(goal_t[relabel] >= t[relabel] + 1) and np.all(goal_t[relabel] <= T)
+
+
 @pytest.mark.parametrize("T,future_p", [(1, 0.8), (50, 0.0), (50, 0.8), (50, 1.0), (7, 0.5)])
 def test_her_future_indices_matches_numpy(native, T, future_p):
     rng = np.random.default_rng(T)
@@ -124,15 +137,8 @@ def test_her_future_indices_matches_numpy(native, T, future_p):
     for u in (rng.random((2, B)), rng.random((B, 2)).T):  # C-contiguous and strided rows
         u[1, :3] = [0.0, np.nextafter(1.0, 0.0), 0.5]
         got = native.her_future_indices(slots, u, T, future_p)
-        ref = sk.her_future_indices_numpy(slots, u, T, future_p)
-        for a, b in zip(got, ref):
-            assert a.dtype == np.int64
-            np.testing.assert_array_equal(a, b)
-        ep, t, goal_t = got
-        np.testing.assert_array_equal(ep * T + t, slots)
-        relabel = goal_t >= 0
-        np.testing.assert_array_equal(relabel, u[0] < future_p)
-        assert np.all(goal_t[relabel] >= t[relabel] + 1) and np.all(goal_t[relabel] <= T)
+        check_future_draw(got, sk.her_future_indices_numpy(slots, u, T, future_p), u, T, future_p)
+        np.testing.assert_array_equal(got[0] * T + got[1], slots)
 
 
 def test_her_future_indices_rejects_bad_input(native):
@@ -148,6 +154,62 @@ def test_her_future_indices_rejects_bad_input(native):
         native.her_future_indices(s, u, 5, 1.5)
     with pytest.raises(ValueError, match="T must be >= 1"):
         native.her_future_indices(s, u, 0, 0.5)
+
+
+def test_her_future_indices_large_slots_split_exactly(native):
+    """The float64 quotient with its correction step gives slot // T exactly, at multiples of T,
+    just below them, and beyond 2^53 (integer-division fallback)."""
+    T = 7
+    k = np.array([1, 2, 3, 10**6, 2**40, 2**50, 2**52 // T, 2**53 // T, 2**55 // T], np.int64)
+    slots = np.concatenate([k * T, k * T - 1, k * T + T - 1, [0, 2**62]])
+    u = np.zeros((2, len(slots)))
+    ep, t, _ = native.her_future_indices(slots, u, T, 0.5)
+    np.testing.assert_array_equal(ep, slots // T)
+    np.testing.assert_array_equal(t, slots % T)
+
+
+@pytest.mark.parametrize("n_episodes,T,future_p", [(1, 1, 0.8), (40, 50, 0.8), (7, 3, 0.0),
+                                                   (2**34, 64, 1.0)])
+def test_her_future_sample_matches_numpy(native, n_episodes, T, future_p):
+    rng = np.random.default_rng(T)
+    B = 3000
+    n_slots = n_episodes * T
+    for u in (rng.random((3, B)), rng.random((B, 3)).T):  # C-contiguous and strided rows
+        u[2, :3] = [0.0, np.nextafter(1.0, 0.0), 0.5]
+        got = native.her_future_sample(u, n_slots, T, future_p)
+        check_future_draw(got, sk.her_future_sample_numpy(u, n_slots, T, future_p), u, T, future_p)
+        slots = got[0] * T + got[1]
+        assert slots.min() >= 0 and slots.max() <= n_slots - 1
+        assert slots[0] == 0 and slots[1] == n_slots - 1  # u = 0 and the largest u below 1
+
+
+def test_her_future_sample_is_uniform_over_slots(native):
+    rng = np.random.default_rng(11)
+    n_episodes, T, draws = 7, 5, 700_000
+    ep, t, _ = native.her_future_sample(rng.random((3, draws)), n_episodes * T, T, 0.8)
+    counts = np.bincount(ep * T + t, minlength=n_episodes * T)
+    expected = draws / (n_episodes * T)
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert len(counts) == n_episodes * T
+    assert chi2 < 80.0  # 34 degrees of freedom: P(chi2 > 80) < 1e-5
+
+
+def test_her_future_sample_rejects_bad_input(native):
+    u = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"u must have shape \(3, B\)"):
+        native.her_future_sample(np.full((2, 2), 0.5), 10, 5, 0.8)
+    with pytest.raises(ValueError, match="u must have dtype float64, got float32"):
+        native.her_future_sample(u.astype(np.float32), 10, 5, 0.8)
+    bad = u.copy()
+    bad[2, 1] = 1.0
+    with pytest.raises(ValueError, match=r"u\[2, 1\] = 1 is outside \[0, 1\)"):
+        native.her_future_sample(bad, 10, 5, 0.8)
+    with pytest.raises(ValueError, match="n_slots must be >= 1, got 0"):
+        native.her_future_sample(u, 0, 5, 0.8)
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        native.her_future_sample(u, 10, 0, 0.8)
+    with pytest.raises(ValueError, match=r"future_p = -0.1 is outside \[0, 1\]"):
+        native.her_future_sample(u, 10, 5, -0.1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,6 +792,7 @@ def test_numpy_fallback_warns_once(monkeypatch):
         assert mod.NATIVE_AVAILABLE is False
         assert mod.her_future_t is mod.her_future_t_numpy
         assert mod.her_future_indices is mod.her_future_indices_numpy
+        assert mod.her_future_sample is mod.her_future_sample_numpy
         assert mod.gather_transitions is mod.gather_transitions_numpy
         assert mod.SumTree is mod.SumTreeNumpy
     finally:
