@@ -172,7 +172,7 @@ def main() -> int:
     future_sample = {"numpy": sk.her_future_sample_numpy, "native": nat.her_future_sample}
 
     def her_batch(impl, B):
-        """The draw of her_sampler.HerSampler (future): rng.integers x2, rng.random x2, ..."""
+        """The first, unfused `future` draw: rng.integers x2, rng.random x2, numpy where."""
         future, _, gather = kernels[impl]
 
         def run():
