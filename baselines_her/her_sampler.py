@@ -54,9 +54,7 @@ class HerSampler:
         relabel = rng.random(B) < self.future_p
         u = rng.random(B)
         goal_ep = ep_idx.copy()
-        if self.strategy == "future":
-            goal_t = sampling_kernels.her_future_t(t, u, T)
-        elif self.strategy == "final":
+        if self.strategy == "final":
             goal_t = np.full(B, T, dtype=np.int64)
         elif self.strategy == "episode":
             goal_t = np.floor(u * (T + 1)).astype(np.int64)

@@ -7,10 +7,10 @@ filled in order and, once full, the oldest episode is overwritten (FIFO).
 Memory layout: ``o``, ``ag``, ``g`` and ``u`` are field views of one record array
 ``(N, T+1, do+2dg+du)`` holding, per step, ``[o | ag | g | u]`` side by side (``g`` and ``u`` of
 the extra step ``T`` are unused padding). A training row needs ``o, ag, g, u`` of step ``t`` and
-``o, ag`` of step ``t+1``: in this layout they are one contiguous span of a few cache lines in
-one page, where separate arrays put them in four places of the buffer; the native gather kernel
-is 3-20% faster on a full 1e6-transition buffer (bench/sampling.py, B=256 to 2048). The views have the shapes
-above and behave as ordinary arrays (they are not C-contiguous).
+``o, ag`` of step ``t+1``: in this layout they are one contiguous span of a few cache lines,
+where separate arrays put them in four places of the buffer; the native gather kernel is 3-20%
+faster on a full 1e6-transition buffer (bench/sampling.py, B=256 to 2048). The views have the
+shapes above and behave as ordinary arrays (they are not C-contiguous).
 """
 from __future__ import annotations
 

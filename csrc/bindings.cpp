@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "her_kernels.hpp"
 #include "sum_tree.hpp"
@@ -141,27 +142,37 @@ py::array_t<std::int64_t> her_future_t_py(const py::array& t, const py::array& u
   return out;
 }
 
+// The rows of a float64 (R, B) uniform array as strided views; `rows_doc` names them.
+std::vector<bher::View1D<double>> uniform_rows(const py::array& u, py::ssize_t R,
+                                               const py::ssize_t* B, const char* fn,
+                                               const char* rows_doc) {
+  if (!py::isinstance<py::array_t<double>>(u)) {
+    bad(fn, "u must have dtype float64, got " + dtype_str(u));
+  }
+  if (u.ndim() != 2 || u.shape(0) != R || (B != nullptr && u.shape(1) != *B)) {
+    const std::string cols = B == nullptr ? "B" : "B=" + std::to_string(*B);
+    bad(fn, "u must have shape (" + std::to_string(R) + ", " + cols + ") (" + rows_doc +
+                "), got " + shape_str(u));
+  }
+  const char* base = static_cast<const char*>(u.data());
+  std::vector<bher::View1D<double>> rows;
+  for (py::ssize_t r = 0; r < R; ++r) {
+    rows.push_back({base + r * u.strides(0), static_cast<std::ptrdiff_t>(u.strides(1))});
+  }
+  return rows;
+}
+
 py::tuple her_future_indices_py(const py::array& slots, const py::array& u, std::int64_t T,
                                 double future_p) {
   const char* fn = "her_future_indices";
   auto sv = vec<std::int64_t>(slots, fn, "slots");
-  if (!py::isinstance<py::array_t<double>>(u)) {
-    bad(fn, "u must have dtype float64, got " + dtype_str(u));
-  }
   const py::ssize_t B = slots.shape(0);
-  if (u.ndim() != 2 || u.shape(0) != 2 || u.shape(1) != B) {
-    bad(fn, "u must have shape (2, B=" + std::to_string(B) + ") (row 0: relabel coin, row 1: "
-            "future offset), got " + shape_str(u));
-  }
-  const char* base = static_cast<const char*>(u.data());
-  const bher::View1D<double> u_relabel{base, static_cast<std::ptrdiff_t>(u.strides(1))};
-  const bher::View1D<double> u_future{base + u.strides(0),
-                                      static_cast<std::ptrdiff_t>(u.strides(1))};
+  const auto r = uniform_rows(u, 2, &B, fn, "row 0: relabel coin, row 1: future offset");
   py::array_t<std::int64_t> ep(B), t(B), goal_t(B);
   std::int64_t *ep_o = ep.mutable_data(), *t_o = t.mutable_data(), *g_o = goal_t.mutable_data();
   {
     py::gil_scoped_release nogil;
-    bher::her_future_indices(sv, u_relabel, u_future, B, T, future_p, ep_o, t_o, g_o);
+    bher::her_future_indices(sv, r[0], r[1], B, T, future_p, ep_o, t_o, g_o);
   }
   return py::make_tuple(ep, t, goal_t);
 }
@@ -169,23 +180,14 @@ py::tuple her_future_indices_py(const py::array& slots, const py::array& u, std:
 py::tuple her_future_sample_py(const py::array& u, std::int64_t n_slots, std::int64_t T,
                                double future_p) {
   const char* fn = "her_future_sample";
-  if (!py::isinstance<py::array_t<double>>(u)) {
-    bad(fn, "u must have dtype float64, got " + dtype_str(u));
-  }
-  if (u.ndim() != 2 || u.shape(0) != 3) {
-    bad(fn, "u must have shape (3, B) (row 0: relabel coin, row 1: future offset, row 2: slot), "
-            "got " + shape_str(u));
-  }
+  const auto r =
+      uniform_rows(u, 3, nullptr, fn, "row 0: relabel coin, row 1: future offset, row 2: slot");
   const py::ssize_t B = u.shape(1);
-  const char* base = static_cast<const char*>(u.data());
-  const auto col = static_cast<std::ptrdiff_t>(u.strides(1));
-  const bher::View1D<double> u_relabel{base, col}, u_future{base + u.strides(0), col},
-      u_slot{base + 2 * u.strides(0), col};
   py::array_t<std::int64_t> ep(B), t(B), goal_t(B);
   std::int64_t *ep_o = ep.mutable_data(), *t_o = t.mutable_data(), *g_o = goal_t.mutable_data();
   {
     py::gil_scoped_release nogil;
-    bher::her_future_sample(u_relabel, u_future, u_slot, B, n_slots, T, future_p, ep_o, t_o, g_o);
+    bher::her_future_sample(r[0], r[1], r[2], B, n_slots, T, future_p, ep_o, t_o, g_o);
   }
   return py::make_tuple(ep, t, goal_t);
 }
@@ -361,8 +363,9 @@ PYBIND11_MODULE(_native, m) {
         "Fused batch gather, identical to sampling_kernels.gather_transitions_numpy: keys o, "
         "o_2, ag, ag_2, g, u (float32, (B, dim)), slot (int64 (B,)) and, with a threshold, r "
         "(float32 (B,)) = the panda-gym/Fetch sparse reward, bit for bit. o (N,T+1,do), "
-        "ag (N,T+1,dg), g (N,T,dg), u (N,T,du): float32 with a contiguous last axis (C-contiguous arrays or field views of one interleaved record array). ep_idx, t, goal_ep, "
-        "goal_t: int64 (B,); goal_t = -1 keeps the stored goal. O(B * row size).");
+        "ag (N,T+1,dg), g (N,T,dg), u (N,T,du): float32 with a contiguous last axis "
+        "(C-contiguous arrays or field views of one interleaved record array). ep_idx, t, "
+        "goal_ep, goal_t: int64 (B,); goal_t = -1 keeps the stored goal. O(B * row size).");
 
   py::class_<bher::SumTree>(m, "SumTree",
                             "Float64 sum tree (8-ary, one cache line per node) with a min tree. "

@@ -98,33 +98,11 @@ void check_unit(const char* fn, int row, std::int64_t i, double v) {
   }
 }
 
-// (slot / T, slot % T) for slot >= 0: a float64 quotient corrected by one step (exact for
-// slot < 2^53, where the float64 quotient is off by at most one), because an int64 division
-// costs tens of cycles on common x86 cores and this runs once per sampled row.
-inline void split_slot(std::int64_t slot, std::int64_t T, double inv_T, std::int64_t& e,
-                       std::int64_t& s) {
-  constexpr std::int64_t kExact = std::int64_t{1} << 53;
-  if (slot >= kExact) {
-    e = slot / T;
-    s = slot - e * T;
-    return;
-  }
-  e = static_cast<std::int64_t>(static_cast<double>(slot) * inv_T);
-  s = slot - e * T;
-  if (s < 0) {
-    --e;
-    s += T;
-  } else if (s >= T) {
-    ++e;
-    s -= T;
-  }
-}
-
 // One row of the `future` draw from its slot and two uniforms.
 inline void future_row(std::int64_t slot, double u_relabel, double u_future, std::int64_t T,
-                       double inv_T, double future_p, std::int64_t& e, std::int64_t& s,
-                       std::int64_t& goal_t) {
-  split_slot(slot, T, inv_T, e, s);
+                       double future_p, std::int64_t& e, std::int64_t& s, std::int64_t& goal_t) {
+  e = slot / T;
+  s = slot - e * T;
   goal_t = u_relabel < future_p
                ? s + 1 + static_cast<std::int64_t>(std::floor(u_future * static_cast<double>(T - s)))
                : -1;
@@ -145,10 +123,8 @@ void her_future_indices(View1D<std::int64_t> slots, View1D<double> u_relabel,
     check_unit(fn, 0, i, u_relabel[i]);
     check_unit(fn, 1, i, u_future[i]);
   }
-  const double inv_T = 1.0 / static_cast<double>(T);
   for (std::int64_t i = 0; i < B; ++i) {
-    future_row(slots[i], u_relabel[i], u_future[i], T, inv_T, future_p, ep_idx[i], t[i],
-               goal_t[i]);
+    future_row(slots[i], u_relabel[i], u_future[i], T, future_p, ep_idx[i], t[i], goal_t[i]);
   }
 }
 
@@ -163,13 +139,12 @@ void her_future_sample(View1D<double> u_relabel, View1D<double> u_future, View1D
     check_unit(fn, 1, i, u_future[i]);
     check_unit(fn, 2, i, u_slot[i]);
   }
-  const double inv_T = 1.0 / static_cast<double>(T);
   const double n = static_cast<double>(n_slots);
   for (std::int64_t i = 0; i < B; ++i) {
     std::int64_t slot = static_cast<std::int64_t>(std::floor(u_slot[i] * n));
     // For u < 1, u * n rounds below n in round-to-nearest; the clamp guards other modes.
     if (slot > n_slots - 1) slot = n_slots - 1;
-    future_row(slot, u_relabel[i], u_future[i], T, inv_T, future_p, ep_idx[i], t[i], goal_t[i]);
+    future_row(slot, u_relabel[i], u_future[i], T, future_p, ep_idx[i], t[i], goal_t[i]);
   }
 }
 

@@ -157,8 +157,7 @@ def test_her_future_indices_rejects_bad_input(native):
 
 
 def test_her_future_indices_large_slots_split_exactly(native):
-    """The float64 quotient with its correction step gives slot // T exactly, at multiples of T,
-    just below them, and beyond 2^53 (integer-division fallback)."""
+    """(slot // T, slot % T) exactly, at multiples of T, just below them, and beyond 2^53."""
     T = 7
     k = np.array([1, 2, 3, 10**6, 2**40, 2**50, 2**52 // T, 2**53 // T, 2**55 // T], np.int64)
     slots = np.concatenate([k * T, k * T - 1, k * T + T - 1, [0, 2**62]])
