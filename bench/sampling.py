@@ -2,8 +2,9 @@
 
     python bench/sampling.py [--json out.json] [--quick]
 
-Times are wall clock: median (and best) of rounds; on a busy machine compare the best column.
-A full 1e6-transition buffer with PandaPickAndPlace-v3 shapes (T=50, o 19, g 3, u 4, so
+Times are wall clock: median (and best) of rounds, interleaved across rows and implementations
+(InterleavedTimer), so every number sees the same mix of the machine's fast and slow phases; on a
+busy machine compare the best column. A full 1e6-transition buffer with PandaPickAndPlace-v3 shapes (T=50, o 19, g 3, u 4, so
 N=20000 episodes of random float32), stored as the replay buffer stores it (interleaved per-step
 records, replay_buffer.record_views; one row compares separate C-contiguous arrays), and a
 1e6-leaf sum tree. Each row is the median over rounds
@@ -43,24 +44,51 @@ TARGETS_US = {
 }
 
 
-def bench(fn, repeats: int, min_round_s: float) -> tuple[float, float]:
-    """(median, min) over `repeats` rounds of the mean time per call, in microseconds."""
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
+class InterleavedTimer:
+    """Times callables in interleaved rounds: round r of every callable runs before round r+1 of
+    any. A 2-core VM's speed drifts (by up to 1.5x, for seconds at a time), so timing one row's
+    rounds back to back gives that row one phase of the machine; interleaved, every row and every
+    implementation of a row sees the same mix of phases, and a median is the typical speed."""
+
+    def __init__(self, repeats: int, min_round_s: float) -> None:
+        self.repeats, self.min_round_s = repeats, min_round_s
+        self.fns: list = []
+        self.rounds: list[list[float]] = []
+
+    def add(self, fn, repeats: int | None = None) -> int:
+        """Registers fn for `repeats` rounds (default: all); returns its handle."""
+        self.fns.append((fn, self.repeats if repeats is None else repeats))
+        self.rounds.append([])
+        return len(self.fns) - 1
+
+    def run(self, progress=print) -> None:
+        calls = []
+        for fn, _ in self.fns:  # calls per round: >= min_round_s of them (doubling)
             fn()
-        if time.perf_counter() - t0 >= min_round_s or n >= 1 << 16:
-            break
-        n *= 2
-    rounds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        rounds.append((time.perf_counter() - t0) / n)
-    return statistics.median(rounds) * 1e6, min(rounds) * 1e6
+            n = 1
+            while True:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                if time.perf_counter() - t0 >= self.min_round_s or n >= 1 << 16:
+                    break
+                n *= 2
+            calls.append(n)
+        for r in range(self.repeats):
+            progress(f"  round {r + 1}/{self.repeats}")
+            for h, ((fn, repeats), n) in enumerate(zip(self.fns, calls)):
+                if r >= repeats:
+                    continue
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                self.rounds[h].append((time.perf_counter() - t0) / n)
+
+    def median_us(self, h: int) -> float:
+        return statistics.median(self.rounds[h]) * 1e6
+
+    def best_us(self, h: int) -> float:
+        return min(self.rounds[h]) * 1e6
 
 
 class PySumTree:
@@ -301,18 +329,27 @@ def main() -> int:
     except ImportError as exc:
         extra_status["cpprb"] = f"not installed ({exc})"
 
+    timer = InterleavedTimer(repeats, min_round)
     rows = []
 
     def row(name, B, numpy_fn, native_fn, cpprb_fn=None, py_fn=None):
-        r = {"operation": name, "B": B}
-        r["numpy_us"] = bench(numpy_fn, repeats, min_round)[0] if numpy_fn else None
-        r["native_us"], r["native_best_us"] = bench(native_fn, repeats, min_round)
-        r["cpprb_us"] = bench(cpprb_fn, repeats, min_round)[0] if cpprb_fn else None
-        r["python_tree_us"] = bench(py_fn, max(3, repeats // 3), min_round)[0] if py_fn else None
-        r["target_us"] = TARGETS_US.get((name, B))
+        """Registers a row; its times are filled in after timer.run()."""
+        handles = {
+            "numpy_us": timer.add(numpy_fn) if numpy_fn else None,
+            "native_us": timer.add(native_fn),
+            "cpprb_us": timer.add(cpprb_fn) if cpprb_fn else None,
+            "python_tree_us": timer.add(py_fn, max(3, repeats // 3)) if py_fn else None,
+        }
+        rows.append(({"operation": name, "B": B}, handles))
+
+    def finish_row(r, handles):
+        for key, h in handles.items():
+            r[key] = None if h is None else timer.median_us(h)
+        r["native_best_us"] = timer.best_us(handles["native_us"])
+        r["target_us"] = TARGETS_US.get((r["operation"], r["B"]))
         r["meets_target"] = None if r["target_us"] is None else r["native_us"] <= r["target_us"]
-        rows.append(r)
-        print(f"  {name} B={B}: native {r['native_us']:.1f} us", flush=True)
+        print(f"  {r['operation']} B={r['B']}: native {r['native_us']:.1f} us", flush=True)
+        return r
 
     load_before = load_line()
     print(f"timing (load average {load_before}) ...", flush=True)
@@ -346,6 +383,8 @@ def main() -> int:
         cpprb_fn=cpprb_sample, py_fn=prioritized("python", py_tree, 256))
     row("priority update (set)", 256, tree_set(trees["numpy"], 256), tree_set(trees["native"], 256),
         cpprb_fn=cpprb_update, py_fn=tree_set(py_tree, 256))
+    timer.run(progress=lambda line: print(line, flush=True))
+    rows = [finish_row(r, handles) for r, handles in rows]
 
     meta = {
         "date": _dt.date.today().isoformat(),
@@ -356,7 +395,8 @@ def main() -> int:
         "native_build": dict(nat.BUILD_INFO),
         "buffer": f"N={N_EPISODES} episodes x T={T} = {CAPACITY} transitions, o {DIM_O}, g {DIM_G}, u {DIM_U}",
         "cpprb": extra_status["cpprb"],
-        "timing": f"median of {repeats} rounds, each the mean of >= {min_round * 1e3:.0f} ms of calls",
+        "timing": f"median of {repeats} interleaved rounds (every row's round r before any "
+                  f"round r+1), each the mean of >= {min_round * 1e3:.0f} ms of calls",
     }
 
     def cell(v):

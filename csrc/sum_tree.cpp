@@ -25,32 +25,98 @@ constexpr std::int64_t kFanout = 8;  // children per node: 8 doubles = one 64-by
 constexpr int kShift = 3;            // log2(kFanout)
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// Levels with at most this many nodes find the nodes above a batch's leaves through a bitmap, so
+// each is recomputed once and in address order (on a 1e6-leaf tree, 256 updates then recompute
+// ~160 of the 245 level-4 nodes instead of all of them). 64 words on the stack.
+constexpr std::int64_t kBitmapNodes = 4096;
+constexpr std::int64_t kBitmapWords = kBitmapNodes / 64;
+
+// Bit b of the result is set iff byte b of x is nonzero: a child level's dirty bitmap word (64
+// nodes) becomes the 8 bits of their 8 parents.
+inline std::uint64_t nonzero_bytes(std::uint64_t x) {
+  x |= x >> 4;
+  x |= x >> 2;
+  x |= x >> 1;
+  x &= 0x0101010101010101ull;           // bit 8b: byte b was nonzero
+  return (x * 0x0102040810204080ull) >> 56;  // gathers bits 0, 8, ..., 56 into the top byte
+}
+
 std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kFanout; }
 
-// Cache hints for the batched passes below (no effect on results). The batch is processed level
+// Cache hints (prefetch_line, prefetch.hpp; no effect on results). A query batch descends level
 // by level, so the line an element needs in the next pass is known one pass ahead: prefetching
-// it lets the misses of the whole batch overlap instead of queueing behind each other
-// (prefetch_line, prefetch.hpp).
+// it lets the misses of the whole batch overlap. set() prefetches only the leaves it validates:
+// its other lines were read by the query that drew the batch, and hinting them again (one pass
+// ahead, or 8 or 16 elements ahead) cost more than it saved (bench/sampling.py, session 4).
 
-// Minimum of 8 doubles (exact in any order; no NaN is ever stored), SSE2 where available.
-inline double min8(const double* m) {
+// Eight consecutive doubles (one node's children), loaded once for both of their reductions.
+// sum() adds them left to right, (((c0 + c1) + c2) + ... + c7): the operations of query()'s
+// prefix scan, so a node's stored sum is exactly the last prefix. min() is exact in any order (no
+// NaN is ever stored). With SSE2 the eight are four 16-byte loads whose lanes feed scalar adds:
+// the same additions as the plain loop with half the loads, and at level 1 the sum and the min
+// share them (5-7% off an update of 256 leaves in a same-machine A/B of set()).
 #if defined(__SSE2__)
-  __m128d a = _mm_min_pd(_mm_loadu_pd(m), _mm_loadu_pd(m + 2));
-  const __m128d b = _mm_min_pd(_mm_loadu_pd(m + 4), _mm_loadu_pd(m + 6));
-  a = _mm_min_pd(a, b);
-  return _mm_cvtsd_f64(_mm_min_sd(a, _mm_unpackhi_pd(a, a)));
+struct Eight {
+  __m128d v0, v1, v2, v3;
+  explicit Eight(const double* c)
+      : v0(_mm_loadu_pd(c)), v1(_mm_loadu_pd(c + 2)), v2(_mm_loadu_pd(c + 4)),
+        v3(_mm_loadu_pd(c + 6)) {}
+  double sum() const {
+    __m128d s = _mm_add_sd(v0, _mm_unpackhi_pd(v0, v0));
+    s = _mm_add_sd(s, v1);
+    s = _mm_add_sd(s, _mm_unpackhi_pd(v1, v1));
+    s = _mm_add_sd(s, v2);
+    s = _mm_add_sd(s, _mm_unpackhi_pd(v2, v2));
+    s = _mm_add_sd(s, v3);
+    s = _mm_add_sd(s, _mm_unpackhi_pd(v3, v3));
+    return _mm_cvtsd_f64(s);
+  }
+  double min() const {
+    const __m128d m = _mm_min_pd(_mm_min_pd(v0, v1), _mm_min_pd(v2, v3));
+    return _mm_cvtsd_f64(_mm_min_sd(m, _mm_unpackhi_pd(m, m)));
+  }
+};
 #else
-  const double a = std::min(std::min(m[0], m[1]), std::min(m[2], m[3]));
-  const double b = std::min(std::min(m[4], m[5]), std::min(m[6], m[7]));
-  return std::min(a, b);
+struct Eight {
+  const double* c;
+  explicit Eight(const double* first) : c(first) {}
+  double sum() const {
+    double s = c[0];
+    for (int i = 1; i < kFanout; ++i) s += c[i];
+    return s;
+  }
+  double min() const {
+    double m = c[0];
+    for (int i = 1; i < kFanout; ++i) m = std::min(m, c[i]);
+    return m;
+  }
+};
 #endif
-}
 
 // Minimum of c[i] over the i whose bit is set in `bits` (+inf if none).
 inline double min8_where_set(const double* c, unsigned bits) {
   double m[kFanout];
   for (int i = 0; i < kFanout; ++i) m[i] = ((bits >> i) & 1u) ? c[i] : kInf;
-  return min8(m);
+  return Eight(m).min();
+}
+
+// Recomputes node j of a level >= 1 from its eight children in `below` (left-to-right sum,
+// exact min; kLeaves: `below` is the leaf level, whose minima skip the leaves never set).
+template <bool kLeaves>
+BHER_ALWAYS_INLINE void recompute(const double* below, double* level,
+                                  const std::uint8_t* set_bits, std::int64_t j) {
+  const double* c = below + (kLeaves ? kFanout * j : 2 * kFanout * j);
+  const Eight children(c);
+  double* out = level + 2 * kFanout * (j >> kShift) + (j & (kFanout - 1));
+  out[0] = children.sum();
+  double lo;
+  if (!kLeaves) {
+    lo = Eight(c + kFanout).min();  // the group's minima follow its sums
+  } else {
+    const unsigned bits = set_bits[j];
+    lo = bits == 0xFFu ? children.min() : min8_where_set(c, bits);
+  }
+  out[kFanout] = lo;
 }
 
 }  // namespace
@@ -100,35 +166,54 @@ SumTree::Buffer SumTree::alloc(std::int64_t n, double fill) {
   return buf;
 }
 
-// Recomputes node j of level l >= 1 from its eight children (left-to-right sum, exact min; at
-// level 1 the min skips the leaves never set).
-inline void SumTree::recompute_node(int level, std::int64_t j) {
-  const double* c = children(level, j);
-  double s = c[0];
-  s += c[1];
-  s += c[2];
-  s += c[3];
-  s += c[4];
-  s += c[5];
-  s += c[6];
-  s += c[7];
-  sum_[level][sum_pos(j)] = s;
-  const double* m = c + kFanout;  // at levels >= 2 the group's minima follow its sums
-  double lo;
-  if (level != 1) {
-    lo = min8(m);
-  } else {
-    const unsigned bits = set_bits_[static_cast<std::size_t>(j)];
-    lo = bits == 0xFFu ? min8(c) : min8_where_set(c, bits);
+// Level l is recomputed after level l-1 is final, so repeated and shared ancestors need no care
+// (a node recomputed twice gets the same value twice).
+template <bool kLeaves>
+SumTree::Dirty SumTree::update_level(int l, View1D<std::int64_t> idx, std::int64_t K, Dirty dirty,
+                                     std::uint64_t* mark, const std::uint64_t* child_mark) {
+  const double* below = sum_[l - 1].get();
+  double* level = sum_[l].get();
+  const std::uint8_t* bits = set_bits_.data();
+  const std::int64_t n = nodes_[l];
+  if (dirty == Dirty::kAll || (n > kBitmapNodes && n <= K)) {
+    for (std::int64_t j = 0; j < n; ++j) recompute<kLeaves>(below, level, bits, j);
+    return Dirty::kAll;
   }
-  sum_[level][sum_pos(j) + kFanout] = lo;
+  const int shift = kShift * l;
+  if (n > kBitmapNodes) {  // K < n: one recompute per element, repeats included
+    for (std::int64_t k = 0; k < K; ++k) recompute<kLeaves>(below, level, bits, idx[k] >> shift);
+    return Dirty::kList;
+  }
+  const std::int64_t words = (n + 63) >> 6;
+  std::fill(mark, mark + words, std::uint64_t{0});
+  if (dirty == Dirty::kList) {
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t j = idx[k] >> shift;
+      mark[j >> 6] |= std::uint64_t{1} << (j & 63);
+    }
+  } else {  // the parents of the child level's marked nodes
+    const std::int64_t child_words = (nodes_[l - 1] + 63) >> 6;
+    for (std::int64_t w = 0; w < child_words; ++w) {
+      mark[w >> 3] |= nonzero_bytes(child_mark[w]) << (8 * (w & 7));
+    }
+  }
+  for (std::int64_t w = 0; w < words; ++w) {
+    for (std::uint64_t m = mark[w]; m != 0; m &= m - 1) {
+      recompute<kLeaves>(below, level, bits, (w << 6) + __builtin_ctzll(m));
+    }
+  }
+  return Dirty::kBitmap;
 }
 
-void SumTree::rebuild_all() {
-  for (int l = 1; l <= levels_; ++l) {
-    for (std::int64_t j = 0; j < nodes_[l]; ++j) recompute_node(l, j);
+void SumTree::update_levels(View1D<std::int64_t> idx, std::int64_t K, Dirty dirty) {
+  std::uint64_t marks[2][kBitmapWords];  // dirty bitmaps of the current and the previous level
+  dirty = update_level<true>(1, idx, K, dirty, marks[1], nullptr);  // leaves: never a bitmap
+  for (int l = 2; l <= levels_; ++l) {
+    dirty = update_level<false>(l, idx, K, dirty, marks[l & 1], marks[(l & 1) ^ 1]);
   }
 }
+
+void SumTree::rebuild_all() { update_levels({nullptr, 0}, 0, Dirty::kAll); }
 
 void SumTree::set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -148,34 +233,12 @@ void SumTree::set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K) {
     prefetch_line<1>(leaf + i);
     prefetch_line<1>(bits + (i >> kShift));
   }
-  const bool level1_whole = nodes_[1] <= K;
   for (std::int64_t k = 0; k < K; ++k) {  // in order: the last write to a leaf wins
     const std::int64_t i = idx[k];
     leaf[i] = p[k] + 0.0;  // -0.0 -> +0.0
     bits[i >> kShift] |= static_cast<std::uint8_t>(1u << (i & (kFanout - 1)));
-    if (!level1_whole) {
-      prefetch_line<1>(sum_[1].get() + sum_pos(i >> kShift));
-      prefetch_line<1>(sum_[1].get() + sum_pos(i >> kShift) + kFanout);
-    }
   }
-  // Level by level: when level l is recomputed, level l-1 is final, so duplicates and shared
-  // ancestors need no special care (a node recomputed twice gets the same value twice).
-  for (int l = 1; l <= levels_; ++l) {
-    if (nodes_[l] <= K) {
-      for (std::int64_t j = 0; j < nodes_[l]; ++j) recompute_node(l, j);
-    } else {
-      const int shift = kShift * l;
-      const bool ahead = l < levels_ && nodes_[l + 1] > K;
-      for (std::int64_t k = 0; k < K; ++k) {
-        const std::int64_t j = idx[k] >> shift;
-        recompute_node(l, j);
-        if (ahead) {
-          prefetch_line<1>(sum_[l + 1].get() + sum_pos(j >> kShift));
-          prefetch_line<1>(sum_[l + 1].get() + sum_pos(j >> kShift) + kFanout);
-        }
-      }
-    }
-  }
+  update_levels(idx, K, Dirty::kList);
 }
 
 void SumTree::get(View1D<std::int64_t> idx, std::int64_t K, double* out) const {

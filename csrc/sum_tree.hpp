@@ -53,7 +53,9 @@ class SumTree {
   // Writes priorities p[k] at leaves idx[k], k = 0..K-1; with duplicate indices in one call the
   // last write wins. All inputs are validated before anything is written (idx in [0, capacity),
   // p finite and >= 0; -0.0 is stored as +0.0), so a throwing call leaves the tree unchanged.
-  // O(K log8 capacity) (levels with fewer nodes than K are rebuilt whole: O(min(K, nodes))).
+  // O(K log8 capacity): per level, K recomputes while the level has more than 4096 nodes (a
+  // level with fewer nodes than K is rebuilt whole), and above that each node over the written
+  // leaves is recomputed once, found through a bitmap (O(nodes / 64) to scan).
   void set(View1D<std::int64_t> idx, View1D<double> p, std::int64_t K);
 
   // out[k] = leaf value at idx[k], bit for bit as set (0.0 for leaves never set). O(K).
@@ -91,13 +93,21 @@ class SumTree {
 
   static Buffer alloc(std::int64_t n, double fill);
   void rebuild_all();
-  // Position of node j's sum within its level l >= 1 (its minimum is 8 further on).
-  static std::int64_t sum_pos(std::int64_t j) { return 16 * (j >> 3) + (j & 7); }
   // The 8 child sums of node j at level l >= 1 (followed by their 8 minima when l >= 2).
   const double* children(int l, std::int64_t j) const {
     return sum_[l - 1].get() + (l == 1 ? 8 * j : 16 * j);
   }
-  void recompute_node(int level, std::int64_t j);
+  // Which nodes of a level need recomputing after leaves changed: node idx[k] >> 3l for each k,
+  // repeats included (kList), the bits set in a bitmap (kBitmap), or every node (kAll).
+  enum class Dirty { kList, kBitmap, kAll };
+  // Recomputes the dirty nodes of level l (kLeaves: l == 1) given how level l-1's are described
+  // (`dirty`, `child_mark`: level l-1's bitmap), and returns the description of level l's, which
+  // are level l+1's children (`mark` receives level l's bitmap when the level is small enough).
+  // O(K) for a list, O(nodes) for a whole level, O(nodes / 64 + dirty nodes) for a bitmap.
+  template <bool kLeaves>
+  Dirty update_level(int l, View1D<std::int64_t> idx, std::int64_t K, Dirty dirty,
+                     std::uint64_t* mark, const std::uint64_t* child_mark);
+  void update_levels(View1D<std::int64_t> idx, std::int64_t K, Dirty dirty);  // levels 1..top
   void query_locked(View1D<double> x, std::int64_t K, std::int64_t* out) const;
   void check_query_preconditions(View1D<double> x, std::int64_t K) const;
 

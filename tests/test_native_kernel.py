@@ -511,6 +511,36 @@ def test_sum_tree_large_capacity_matches_numpy(native):
     np.testing.assert_array_equal(a.query(x), b.query(x))
 
 
+@pytest.mark.parametrize("capacity", [40_000, 2**18 + 3])
+def test_sum_tree_sparse_updates_reach_the_root(native, capacity):
+    """Small batches on a tree whose upper levels (<= 4096 nodes) find dirty nodes by bitmap.
+
+    40,000 leaves: level 1 (5,000 nodes) per element, levels 2-6 by bitmap (the first built from
+    the elements, the others from the level below); 2**18 + 3 leaves: two list levels first. A
+    missed ancestor would leave total() or min() stale, which the reference comparison catches.
+    """
+    rng = np.random.default_rng(capacity)
+    a, b = both_trees(native, capacity)
+    p = rng.random(capacity) + 1.0
+    for tree in (a, b):
+        tree.set(np.arange(capacity), p)
+    far = np.array([0, capacity - 1, capacity // 2 + 12345, 64 * 8**3, 64 * 8**3 - 1])
+    for K in (1, 2, 3, 5, 64, 300):
+        idx = np.concatenate([far, rng.integers(0, capacity, K)])[:K]
+        q = rng.random(K) * 10.0 ** rng.integers(-3, 3, K)
+        a.set(idx, q)
+        b.set(idx, q)
+        assert_trees_equal(a, b, rng)
+    # The minimum rises again once its leaf is raised: every level of the min tree is recomputed.
+    for tree in (a, b):
+        tree.set(np.array([capacity - 1]), np.array([1e-30]))
+    assert a.min() == b.min() == 1e-30
+    for tree in (a, b):
+        tree.set(np.array([capacity - 1]), np.array([5.0]))
+    assert a.min() == b.min() > 1e-30
+    assert_trees_equal(a, b, rng)
+
+
 def test_sum_tree_duplicates_capacity_one_and_min(native):
     for tree in both_trees(native, 1):
         assert tree.min() == math.inf
