@@ -4,13 +4,13 @@
 
 Times are wall clock: median (and best) of rounds, interleaved across rows and implementations
 (InterleavedTimer), so every number sees the same mix of the machine's fast and slow phases; on a
-busy machine compare the best column. A full 1e6-transition buffer with PandaPickAndPlace-v3 shapes (T=50, o 19, g 3, u 4, so
-N=20000 episodes of random float32), stored as the replay buffer stores it (interleaved per-step
-records, replay_buffer.record_views; one row compares separate C-contiguous arrays), and a
-1e6-leaf sum tree. Each row is the median over rounds
-of the mean time of one call, in microseconds. Comparisons, when importable: cpprb's
-PrioritizedReplayBuffer (`pip install cpprb`, not a dependency of the project) and a pure-Python
-sum tree over a list, in the style of baselines' SegmentTree. Never run by CI.
+busy machine compare the best column. A full 1e6-transition buffer with PandaPickAndPlace-v3
+shapes (T=50, o 19, g 3, u 4, so N=20000 episodes of random float32), stored as the replay buffer
+stores it (interleaved per-step records, replay_buffer.record_views; one row compares separate
+C-contiguous arrays), and a 1e6-leaf sum tree. Each row is the median over rounds of the mean
+time of one call, in microseconds. Comparisons, when importable: cpprb's PrioritizedReplayBuffer
+(`pip install cpprb`, not a dependency of the project) and a pure-Python sum tree over a list, in
+the style of baselines' SegmentTree. Never run by CI.
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kF
 // prefix scan, so a node's stored sum is exactly the last prefix. min() is exact in any order (no
 // NaN is ever stored). With SSE2 the eight are four 16-byte loads whose lanes feed scalar adds:
 // the same additions as the plain loop with half the loads, and at level 1 the sum and the min
-// share them (5-7% off an update of 256 leaves in a same-machine A/B of set()).
+// share them (3-7% off an update of 256 leaves in same-machine A/B runs of set()).
 #if defined(__SSE2__)
 struct Eight {
   __m128d v0, v1, v2, v3;
