@@ -27,7 +27,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Levels with at most this many nodes find the nodes above a batch's leaves through a bitmap, so
 // each is recomputed once and in address order (on a 1e6-leaf tree, 256 updates then recompute
-// ~160 of the 245 level-4 nodes instead of all of them). 64 words on the stack.
+// ~160 of the 245 level-4 nodes instead of all of them). update_levels keeps two bitmaps of 64
+// words on the stack.
 constexpr std::int64_t kBitmapNodes = 4096;
 constexpr std::int64_t kBitmapWords = kBitmapNodes / 64;
 
@@ -46,15 +47,18 @@ std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kF
 // Cache hints (prefetch_line, prefetch.hpp; no effect on results). A query batch descends level
 // by level, so the line an element needs in the next pass is known one pass ahead: prefetching
 // it lets the misses of the whole batch overlap. set() prefetches only the leaves it validates:
-// its other lines were read by the query that drew the batch, and hinting them again (one pass
-// ahead, or 8 or 16 elements ahead) cost more than it saved (bench/sampling.py, session 4).
+// its other lines were read by the query that drew the batch. In a C++ driver A/B (session 4,
+// 256 updates of a 1e6 tree) hinting them one pass ahead cost ~0.5 us more than it saved, and
+// hinting 8 or 16 elements ahead saved nothing.
 
 // Eight consecutive doubles (one node's children), loaded once for both of their reductions.
 // sum() adds them left to right, (((c0 + c1) + c2) + ... + c7): the operations of query()'s
 // prefix scan, so a node's stored sum is exactly the last prefix. min() is exact in any order (no
-// NaN is ever stored). With SSE2 the eight are four 16-byte loads whose lanes feed scalar adds:
-// the same additions as the plain loop with half the loads, and at level 1 the sum and the min
-// share them (3-7% off an update of 256 leaves in same-machine A/B runs of set()).
+// NaN is ever stored). With SSE2 the eight are four 16-byte loads whose lanes feed the same
+// scalar additions as the plain loop. The gain is at level 1, where the sum and the min share
+// those four loads (GCC 12 emits 4 loads there instead of 12); at the higher levels the sum and
+// the min read different lines and GCC folds the adds' loads back in, so nothing changes there.
+// 3-7% off an update of 256 leaves in same-machine A/B runs of set().
 #if defined(__SSE2__)
 struct Eight {
   __m128d v0, v1, v2, v3;
