@@ -1,0 +1,26 @@
+"""The user-error type shared by every command line.
+
+``UserError`` means the user can fix it (a flag, a file, an env id, a policy file, an env that
+cannot load): command lines print it as one line ``error: ...`` and exit 2. Every other exception
+is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+USER_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """A mistake in the user's input; the message names the flag, file or key and what was expected."""
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None],
+            argv: Sequence[str] | None = None) -> int:
+    """Run a command line's ``main``; a :class:`UserError` becomes one stderr line and exit 2."""
+    try:
+        return int(main(argv) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return USER_ERROR_EXIT
