@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+
+from baselines_her.errors import UserError
 
 DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     # run
@@ -116,7 +119,7 @@ DEFAULT_ENV_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {**_panda_env_params(), **_fetch_env_params()})
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad key, value or combination in the configuration."""
 
 
@@ -278,6 +281,49 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
     merged["T"] = int(T)
     if merged["gamma"] == 0.0:
         merged["gamma"] = 1.0 - 1.0 / merged["T"]
+    _validate(merged)
+    return Params(merged)
+
+
+# Flags that may differ from a run's params.json on --resume: they change how the run is watched
+# and saved, not what it computes (n_epochs may only grow).
+RESUME_MUTABLE = ("n_epochs", "policy_save_interval", "num_threads", "logdir")
+
+
+def prepare_resume_params(logdir: str, overrides: Mapping[str, Any] | None = None) -> Params:
+    """The parameters of the run in ``logdir`` (its ``params.json``), for ``--resume``.
+
+    ``overrides`` may extend ``n_epochs`` and change the keys in :data:`RESUME_MUTABLE`; any other
+    key must equal the run's value, else :class:`ConfigError` names the flag and both values.
+    """
+    path = os.path.join(logdir, "params.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--resume: {path} not found; --logdir must name the folder of an "
+                          f"earlier run (it holds params.json and checkpoint/)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--resume: cannot read {path} ({exc})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume: {path} is not a JSON object of parameters")
+    derived = ("T",)
+    _check_known([k for k in saved if k not in derived], path)
+    overrides = dict(overrides or {})
+    _check_known(overrides, "overrides")
+    merged = {**DEFAULT_PARAMS, **saved}  # keys added to DEFAULT_PARAMS after the run started
+    for key, value in overrides.items():
+        value = _coerce(key, value, DEFAULT_PARAMS[key])
+        if key == "n_epochs" and value < saved.get("n_epochs", value):
+            raise ConfigError(f"--n_epochs={value}: --resume may only extend a run; it was started "
+                              f"with n_epochs={saved['n_epochs']} ({path})")
+        if key in RESUME_MUTABLE:
+            merged[key] = value
+        elif value != merged[key]:
+            raise ConfigError(f"--{'env' if key == 'env_name' else key}={value!r} differs from the "
+                              f"run's {merged[key]!r} ({path}); --resume continues that run: drop "
+                              f"the flag, or start a new run in another --logdir")
+    merged["logdir"] = logdir
     _validate(merged)
     return Params(merged)
 
