@@ -6,11 +6,9 @@ numpy arrays, so opening a policy file cannot run arbitrary code.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 
-
+from baselines_her.atomic import atomic_write_bytes
 from baselines_her.networks import NumpyActor
 
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -27,22 +25,6 @@ class _PlainDataUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"policy files hold plain data only; refusing {module}.{name}")
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_policy(path: str, state: dict) -> None:
