@@ -4,6 +4,10 @@
 env is a goal env, and ``describe_env`` returns an :class:`EnvSpec`: horizon, dims, action bound,
 the vectorised ``compute_reward`` and, for the sparse distance-threshold reward that panda-gym and
 Fetch use, the threshold the native kernel needs to compute rewards itself.
+
+An env id that is not registered, an env this library cannot train on, or an env whose own
+package fails to build it (a missing dependency, an asset its wheel lacks) raises :class:`EnvError`,
+a user error. Any other exception while building an env is left alone: it may be a bug.
 """
 from __future__ import annotations
 
@@ -11,13 +15,20 @@ import contextlib
 import difflib
 import os
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from baselines_her.errors import UserError
+
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+class EnvError(UserError, ValueError):
+    """An env that is not registered, that this library cannot use, or that cannot be built."""
 
 
 @contextlib.contextmanager
@@ -56,14 +67,15 @@ def register_envs(name: str = "") -> None:
             import panda_gym  # noqa: F401  (registers Panda*-v3)
         if name not in gym.registry:
             try:
-                import gymnasium_robotics
+                with quiet_native_output():  # it prints a notice about old Adroit envs
+                    import gymnasium_robotics
                 gym.register_envs(gymnasium_robotics)
             except ImportError:
                 pass
 
 
 def check_env_id(name: str) -> None:
-    """Raise ``ValueError`` naming close matches when ``name`` is not a registered env id."""
+    """Raise :class:`EnvError` naming close matches when ``name`` is not a registered env id."""
     import gymnasium as gym
     register_envs(name)
     if name in gym.registry:
@@ -72,7 +84,7 @@ def check_env_id(name: str) -> None:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     fetch = (" Fetch envs need the 'fetch' extra: pip install -e '.[fetch]'."
              if name.startswith("Fetch") and not close else "")
-    raise ValueError(f"unknown env id {name!r}.{hint}{fetch}")
+    raise EnvError(f"unknown env id {name!r}.{hint}{fetch}")
 
 
 def episode_length(name: str) -> int:
@@ -81,7 +93,7 @@ def episode_length(name: str) -> int:
     check_env_id(name)
     steps = gym.spec(name).max_episode_steps
     if not steps:
-        raise ValueError(f"env {name!r} has no max_episode_steps; HER needs a fixed horizon T")
+        raise EnvError(f"env {name!r} has no max_episode_steps; HER needs a fixed horizon T")
     return int(steps)
 
 
@@ -90,17 +102,66 @@ def make_env(name: str, render_mode: str | None = None):
     import gymnasium as gym
     check_env_id(name)
     kwargs = {} if render_mode is None else {"render_mode": render_mode}
-    with quiet_native_output():
-        env = gym.make(name, disable_env_checker=True, **kwargs)
+    try:
+        with quiet_native_output():
+            env = gym.make(name, disable_env_checker=True, **kwargs)
+    except _env_package_errors() as exc:
+        raise EnvError(f"env {name!r} cannot be built: {_failure_site(exc, name)}; its package "
+                       f"cannot build this env as installed: choose another env or reinstall "
+                       f"the package") from exc
     space = env.observation_space
     if not isinstance(space, gym.spaces.Dict) or any(k not in space.spaces for k in GOAL_KEYS):
-        raise ValueError(f"env {name!r} is not a goal env: its observation space must be a Dict "
-                         f"with keys {GOAL_KEYS}, got {space}")
+        raise EnvError(f"env {name!r} is not a goal env: its observation space must be a Dict "
+                       f"with keys {GOAL_KEYS}, got {space}")
     if not hasattr(env.unwrapped, "compute_reward"):
-        raise ValueError(f"env {name!r} has no compute_reward(achieved_goal, desired_goal, info)")
+        raise EnvError(f"env {name!r} has no compute_reward(achieved_goal, desired_goal, info)")
     if not isinstance(env.action_space, gym.spaces.Box):
-        raise ValueError(f"env {name!r} needs a Box action space, got {env.action_space}")
+        raise EnvError(f"env {name!r} needs a Box action space, got {env.action_space}")
     return env
+
+
+def _env_package_errors() -> tuple:
+    """Exception types that mean the env's own package cannot build it here: a missing
+    dependency, or a simulator that refuses its assets (panda-gym 3.0.7's wheel lacks the
+    texture PandaFlip loads, and pybullet raises ``pybullet.error``)."""
+    import gymnasium as gym
+    kinds = [gym.error.DependencyNotInstalled, ModuleNotFoundError]
+    for module, name in (("pybullet", "error"), ("mujoco", "FatalError")):
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type) and issubclass(kind, Exception):
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+def _failure_site(exc: BaseException, name: str) -> str:
+    """``pybullet.error: Error loading texture (panda_gym/pybullet.py:451 in create_box,
+    panda-gym 3.0.7)``: the exception, the innermost frame and the env's distribution."""
+    kind = type(exc)
+    module = kind.__module__
+    text = f"{kind.__name__ if module == 'builtins' else f'{module}.{kind.__name__}'}: {exc}"
+    where = []
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        path = frames[-1].filename.replace(os.sep, "/")
+        path = path.rsplit("/site-packages/", 1)[-1]
+        where.append(f"{path}:{frames[-1].lineno} in {frames[-1].name}")
+    distribution = _distribution_of(name)
+    if distribution:
+        where.append(distribution)
+    return text + (f" ({', '.join(where)})" if where else "")
+
+
+def _distribution_of(name: str) -> str:
+    """``'panda-gym 3.0.7'`` for a panda-gym id: the installed package that registers ``name``."""
+    import importlib.metadata
+
+    import gymnasium as gym
+    entry_point = gym.spec(name).entry_point
+    module = entry_point if isinstance(entry_point, str) else getattr(entry_point, "__module__", "")
+    top = (module or "").split(":")[0].split(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, [])[:1]:
+        return f"{dist} {importlib.metadata.version(dist)}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -131,8 +192,8 @@ def describe_env(env, name: str) -> EnvSpec:
     high = np.asarray(env.action_space.high, dtype=np.float64)
     low = np.asarray(env.action_space.low, dtype=np.float64)
     if not np.allclose(high, -low) or not np.allclose(high, high.flat[0]):
-        raise ValueError(f"env {name!r}: action space must be symmetric [-a, a]^n, got "
-                         f"[{low}, {high}]")
+        raise EnvError(f"env {name!r}: action space must be symmetric [-a, a]^n, got "
+                       f"[{low}, {high}]")
 
     def compute_reward(ag: np.ndarray, g: np.ndarray) -> np.ndarray:
         return np.asarray(unwrapped.compute_reward(ag, g, {}), dtype=np.float32).reshape(-1)

@@ -1,4 +1,5 @@
-"""Two MPI ranks (mpiexec -n 2 from the mpich wheel): synced learners, normalisers, abort."""
+"""Launch detection from the environment; two MPI ranks (mpiexec -n 2 from the mpich wheel):
+synced learners, normalisers, abort on a bug and on a user error."""
 import os
 import subprocess
 import sys
@@ -8,13 +9,64 @@ import numpy as np
 import pytest
 
 from baselines_her import mpi_util
+from baselines_her.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "mpi_worker.py")
 
 
+# (environment, launched_by_mpi, launch_size)
+LAUNCHES = [
+    ({}, False, None),
+    ({"PMI_RANK": "1", "PMI_SIZE": "4"}, True, 4),  # MPICH / Intel MPI mpiexec (Hydra)
+    ({"PMI_SIZE": "2"}, True, 2),
+    ({"MPI_LOCALNRANKS": "2", "MPI_LOCALRANKID": "0"}, True, None),  # Hydra, local counts only
+    ({"OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "2"}, True, 3),  # Open MPI mpirun
+    ({"OMPI_COMM_WORLD_RANK": "0"}, True, None),
+    ({"PMIX_RANK": "0", "PMIX_NAMESPACE": "prterun-1"}, True, None),  # Open MPI 5 prterun
+    # srun --mpi=pmix -n 4
+    ({"PMIX_RANK": "3", "SLURM_PROCID": "3", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4"},
+     True, 4),
+    # srun --mpi=pmi2 -n 2
+    ({"PMI_RANK": "0", "PMI_SIZE": "2", "SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "2"},
+     True, 2),
+    # srun -n 2 with no PMI variables at all (--mpi=none)
+    ({"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2"}, True, 2),
+    # sbatch --ntasks=4 batch script: one process that sees the job's task count
+    ({"SLURM_JOB_ID": "7", "SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_NPROCS": "4"},
+     False, None),
+    # plain sbatch, and srun -n 1: one task
+    ({"SLURM_JOB_ID": "7", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, False, None),
+    ({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "1", "SLURM_NTASKS": "1"}, False, 1),
+    # mpiexec inside a 2-node Slurm job: ranks inherit the proxies' step of one task per node
+    ({"PMI_RANK": "5", "PMI_SIZE": "38", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"},
+     True, 38),
+    ({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "many"}, False, None),
+]
+
+
+@pytest.mark.parametrize("environ,launched,size", LAUNCHES)
+def test_launch_detection_from_environment(monkeypatch, environ, launched, size):
+    for var in list(os.environ):
+        if var.startswith(("PMI", "OMPI_", "PMIX_", "SLURM_", "MPI_")):
+            monkeypatch.delenv(var)
+    for var, value in environ.items():
+        monkeypatch.setenv(var, value)
+    assert mpi_util.launched_by_mpi() is launched
+    assert mpi_util.launch_size() == size
+
+
+def test_tasks_that_each_see_a_world_of_one_are_refused():
+    srun_without_pmi = {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4"}
+    with pytest.raises(UserError, match="started 4 tasks but MPI sees a world of 1"):
+        mpi_util._check_world(1, srun_without_pmi)
+    mpi_util._check_world(4, srun_without_pmi)
+    mpi_util._check_world(1, {"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "1"})
+    mpi_util._check_world(1, {})
+
+
 def mpirun(*args, timeout=240):
-    env = {k: v for k, v in os.environ.items() if k not in mpi_util._LAUNCH_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in mpi_util.LAUNCH_ENV_VARS}
     return subprocess.run([mpi_util.mpiexec_path(), "-n", "2", sys.executable, WORKER, *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
@@ -68,7 +120,7 @@ def test_failing_rank_ends_job_quickly_with_one_traceback(tmp_path):
 
 
 def test_num_cpu_self_launch_trains_with_two_ranks(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in mpi_util._LAUNCH_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in mpi_util.LAUNCH_ENV_VARS}
     cmd = [sys.executable, "-m", "baselines_her.her", "--num_cpu=2", f"--logdir={tmp_path}",
            "--n_epochs=1", "--n_cycles=1", "--n_batches=2", "--hidden=16", "--layers=1",
            "--n_test_rollouts=1", "--buffer_size=1000"]
@@ -80,3 +132,27 @@ def test_num_cpu_self_launch_trains_with_two_ranks(tmp_path):
     import csv
     rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
     assert rows[0]["total/env_steps"] == str(2 * 2 * 50)  # 2 ranks x 2 envs x T
+
+
+USER_ERROR_SCRIPT = """
+import sys
+from baselines_her import mpi_util
+from baselines_her.errors import UserError
+def work():
+    if mpi_util.rank() in {ranks}:
+        raise UserError("--demo_file=missing.npz: no such file")
+    mpi_util.comm().Barrier()  # the healthy rank would wait here forever without the abort
+mpi_util.abort_on_exception(work)
+"""
+
+
+@pytest.mark.parametrize("failing_ranks,suffix", [((0, 1), ""), ((1,), " (rank 1 of 2)")])
+def test_user_error_on_ranks_prints_one_line_and_aborts(failing_ranks, suffix):
+    env = {k: v for k, v in os.environ.items() if k not in mpi_util.LAUNCH_ENV_VARS}
+    script = USER_ERROR_SCRIPT.format(ranks=set(failing_ranks))
+    out = subprocess.run([mpi_util.mpiexec_path(), "-n", "2", sys.executable, "-c", script],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert out.returncode != 0
+    ours = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert ours == [f"error: --demo_file=missing.npz: no such file{suffix}"], out.stderr
+    assert "Traceback" not in out.stderr
