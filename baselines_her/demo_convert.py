@@ -1,4 +1,6 @@
-"""Importers of pickled demo formats, for ``python -m baselines_her.demo convert``.
+"""Importers of pickled demo formats, for ``python -m baselines_her.demo convert``, and the
+unpickling and vector helpers that the human-buffer importer
+(:mod:`baselines_her.demo_human_buffer`) shares.
 
 ``convert --from-baselines`` reads the format of baselines' ``fetch_data_generation.py``
 (``np.savez_compressed(file, acs=..., obs=..., info=...)``): ``obs[e]`` is the list of the T+1
@@ -11,7 +13,8 @@ to have the same number of steps (``--T N`` keeps the first N of each); actions 
 bound [-max_u, max_u] (1 without ``--env``) are clipped, as the env clipped them when they ran.
 
 Both formats are UNPICKLED, which executes code stored in the file; every reader says so through
-its ``out`` callback first.
+its ``out`` callback first. A pickled list of episode *dicts* (the human-buffer layout) is
+pointed to ``--from-human-buffer``.
 """
 from __future__ import annotations
 
@@ -22,33 +25,51 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from baselines_her.demo import BASELINES_KEYS, _env_spec, save_episodes, validate_episodes
+from baselines_her.demo import (BASELINES_KEYS, DemoError, env_spec, save_episodes,
+                                validate_episodes)
 from baselines_her.replay_buffer import EPISODE_KEYS
 
 PICKLE_EPISODE_KEYS = ("state", "action", "info", "achieved_goal", "desired_goal", "next_state",
                        "next_achieved_goal")
 
 
-def _say_unpickling(src: str, fmt: str, out: Callable) -> None:
+def say_unpickling(src: str, fmt: str, out: Callable) -> None:
     out(f"unpickling {src} ({fmt}): this executes code stored in the file; convert only files "
         f"you trust")
 
 
-def _vector(x, where: str) -> np.ndarray:
+# What unpickling a damaged or foreign file raises (its classes missing, truncated, garbage).
+_UNPICKLE_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+                    KeyError, TypeError, ValueError)
+
+
+def unpickle(src: str, fmt: str, out: Callable):
+    """Say that ``src`` is unpickled (through ``out``), then unpickle it."""
+    say_unpickling(src, fmt, out)
+    try:
+        with open(src, "rb") as fh:
+            return pickle.load(fh)
+    except OSError as e:
+        raise DemoError(f"{src}: cannot read ({e})") from None
+    except _UNPICKLE_ERRORS as e:
+        raise DemoError(f"{src}: not a readable pickle ({type(e).__name__}: {e})") from None
+
+
+def vector(x, where: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: expected a vector of numbers, got {type(x).__name__} "
-                         f"({e})") from None
+        raise DemoError(f"{where}: expected a vector of numbers, got {type(x).__name__} "
+                        f"({e})") from None
     return a
 
 
-def _stack(rows: list, where: str) -> np.ndarray:
+def stack(rows: list, where: str) -> np.ndarray:
     try:
         return np.stack(rows)
     except ValueError:
         sizes = sorted({r.shape[0] for r in rows})
-        raise ValueError(f"{where}: vectors of different sizes {sizes}") from None
+        raise DemoError(f"{where}: vectors of different sizes {sizes}") from None
 
 
 def _common_length(lengths: list, T: Optional[int], src: str, what: str) -> int:
@@ -56,16 +77,16 @@ def _common_length(lengths: list, T: Optional[int], src: str, what: str) -> int:
     if T is None:
         if lo != hi:
             short = [i for i, n in enumerate(lengths) if n == lo][:5]
-            raise ValueError(f"{src}: episodes must all have T steps, but they have {lo} to {hi} "
-                             f"{what} (episode(s) {short} have {lo}); pass --T {lo} to keep the "
-                             f"first {lo} steps of each")
+            raise DemoError(f"{src}: episodes must all have T steps, but they have {lo} to {hi} "
+                            f"{what} (episode(s) {short} have {lo}); pass --T {lo} to keep the "
+                            f"first {lo} steps of each")
         return lo
     if T < 1:
-        raise ValueError(f"--T must be a positive integer, got {T}")
+        raise DemoError(f"--T must be a positive integer, got {T}")
     if T > lo:
         short = [i for i, n in enumerate(lengths) if n < T][:5]
-        raise ValueError(f"{src}: episode(s) {short} have only {lo} {what}, fewer than T={T}; "
-                         f"episodes must all have at least T steps")
+        raise DemoError(f"{src}: episode(s) {short} have only {lo} {what}, fewer than T={T}; "
+                        f"episodes must all have at least T steps")
     return T
 
 
@@ -86,36 +107,36 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
     Unpickles the file (says so through ``out`` first). ``obs[e]`` holds T+1 observation dicts,
     ``acs[e]`` T actions and ``info[e]`` T info dicts with ``is_success``.
     """
-    _say_unpickling(src, "baselines demo file", out)
+    say_unpickling(src, "baselines demo file", out)
     try:
         data = np.load(src, allow_pickle=True)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
-        raise ValueError(f"{src}: cannot read as a baselines demo .npz ({type(e).__name__}: "
-                         f"{e})") from None
+        raise DemoError(f"{src}: cannot read as a baselines demo .npz ({type(e).__name__}: "
+                        f"{e})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{src}: a single .npy array, expected an .npz with keys "
-                         f"{', '.join(BASELINES_KEYS)}")
+        raise DemoError(f"{src}: a single .npy array, expected an .npz with keys "
+                        f"{', '.join(BASELINES_KEYS)}")
     with data:
         missing = [k for k in BASELINES_KEYS if k not in data.files]
         if missing:
-            raise ValueError(f"{src}: missing key(s) {missing}; a baselines demo file has "
-                             f"{list(BASELINES_KEYS)} (keys found: {sorted(data.files)})")
+            raise DemoError(f"{src}: missing key(s) {missing}; a baselines demo file has "
+                            f"{list(BASELINES_KEYS)} (keys found: {sorted(data.files)})")
         obs, acs, info = (data[k] for k in BASELINES_KEYS)
     n = len(obs)
     if len(acs) != n or len(info) != n:
-        raise ValueError(f"{src}: inconsistent episode counts: 'obs' has {n}, 'acs' {len(acs)}, "
-                         f"'info' {len(info)}")
+        raise DemoError(f"{src}: inconsistent episode counts: 'obs' has {n}, 'acs' {len(acs)}, "
+                        f"'info' {len(info)}")
     if n == 0:
-        raise ValueError(f"{src}: holds 0 episodes")
+        raise DemoError(f"{src}: holds 0 episodes")
     episodes = []
     for e in range(n):
         ob, ac, inf = list(obs[e]), list(acs[e]), list(info[e])
         if len(ob) != len(ac) + 1:
-            raise ValueError(f"{src}: episode {e} has {len(ob)} observations and {len(ac)} "
-                             f"actions; expected T+1 observations for T actions")
+            raise DemoError(f"{src}: episode {e} has {len(ob)} observations and {len(ac)} "
+                            f"actions; expected T+1 observations for T actions")
         if len(inf) != len(ac):
-            raise ValueError(f"{src}: episode {e} has {len(inf)} info dicts and {len(ac)} actions;"
-                             f" expected one info dict per action")
+            raise DemoError(f"{src}: episode {e} has {len(inf)} info dicts and {len(ac)} actions;"
+                            f" expected one info dict per action")
         episodes.append((ob, ac, inf))
     T = _common_length([len(ep[1]) for ep in episodes], T, src, "actions")
     lists = {k: [] for k in EPISODE_KEYS}
@@ -127,28 +148,28 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
             if not isinstance(d, dict) or any(k not in d for k in
                                               ("observation", "achieved_goal", "desired_goal")):
                 got = sorted(d) if isinstance(d, dict) else type(d).__name__
-                raise ValueError(f"{where}: expected a dict with keys observation, achieved_goal,"
-                                 f" desired_goal, got {got}")
-            o.append(_vector(d["observation"], where))
-            ag.append(_vector(d["achieved_goal"], where))
+                raise DemoError(f"{where}: expected a dict with keys observation, achieved_goal,"
+                                f" desired_goal, got {got}")
+            o.append(vector(d["observation"], where))
+            ag.append(vector(d["achieved_goal"], where))
             if t < T:
-                g.append(_vector(d["desired_goal"], where))
+                g.append(vector(d["desired_goal"], where))
         succ = []
         for t in range(T):
             d = inf[t]
             if not isinstance(d, dict) or "is_success" not in d:
                 got = sorted(d) if isinstance(d, dict) else type(d).__name__
-                raise ValueError(f"{src}: 'info' episode {e} step {t}: expected a dict with key "
-                                 f"is_success, got {got}")
+                raise DemoError(f"{src}: 'info' episode {e} step {t}: expected a dict with key "
+                                f"is_success, got {got}")
             succ.append([float(d["is_success"])])
-        lists["o"].append(_stack(o, f"{src}: 'obs' episode {e} observation"))
-        lists["ag"].append(_stack(ag, f"{src}: 'obs' episode {e} achieved_goal"))
-        lists["g"].append(_stack(g, f"{src}: 'obs' episode {e} desired_goal"))
-        lists["u"].append(_stack([_vector(a, f"{src}: 'acs' episode {e} step {t}")
+        lists["o"].append(stack(o, f"{src}: 'obs' episode {e} observation"))
+        lists["ag"].append(stack(ag, f"{src}: 'obs' episode {e} achieved_goal"))
+        lists["g"].append(stack(g, f"{src}: 'obs' episode {e} desired_goal"))
+        lists["u"].append(stack([vector(a, f"{src}: 'acs' episode {e} step {t}")
                                   for t, a in enumerate(ac[:T])], f"{src}: 'acs' episode {e}"))
         lists["info_is_success"].append(succ)
     for k in ("o", "ag", "g", "u"):
-        lists[k] = _stack(lists[k], f"{src}: key {k!r} across episodes")
+        lists[k] = stack(lists[k], f"{src}: key {k!r} across episodes")
     return _finish(lists, src, max_u, out)
 
 
@@ -158,33 +179,30 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
 
     Unpickles the file (says so through ``out`` first).
     """
-    _say_unpickling(src, "pickled episode list", out)
-    try:
-        with open(src, "rb") as fh:
-            episodes = pickle.load(fh)
-    except OSError as e:
-        raise ValueError(f"{src}: cannot read ({e})") from None
-    except Exception as e:  # anything the unpickler raises
-        raise ValueError(f"{src}: not a readable pickle ({type(e).__name__}: {e})") from None
+    episodes = unpickle(src, "pickled episode list", out)
     if not isinstance(episodes, (list, tuple)):
-        raise ValueError(f"{src}: expected a pickled list of episodes (each a list of transition "
-                         f"dicts), got {type(episodes).__name__}")
+        raise DemoError(f"{src}: expected a pickled list of episodes (each a list of transition "
+                        f"dicts), got {type(episodes).__name__}")
     if not episodes:
-        raise ValueError(f"{src}: holds 0 episodes")
+        raise DemoError(f"{src}: holds 0 episodes")
     for e, ep in enumerate(episodes):
+        if isinstance(ep, dict) and "state" in ep:
+            raise DemoError(f"{src}: episode {e} is a dict with keys {sorted(ep)}: this is the "
+                            f"human-buffer layout; convert it with `--from-human-buffer {src} "
+                            f"OUT.npz --env ENV`")
         if not isinstance(ep, (list, tuple)) or not ep:
-            raise ValueError(f"{src}: episode {e} is {type(ep).__name__}"
-                             f"{' (empty)' if isinstance(ep, (list, tuple)) else ''}, expected a "
-                             f"non-empty list of transition dicts")
+            raise DemoError(f"{src}: episode {e} is {type(ep).__name__}"
+                            f"{' (empty)' if isinstance(ep, (list, tuple)) else ''}, expected a "
+                            f"non-empty list of transition dicts")
     T = _common_length([len(ep) for ep in episodes], T, src, "steps")
 
     def state_vec(x, where):
         if isinstance(x, dict):  # a goal-env observation dict
             if "observation" not in x:
-                raise ValueError(f"{where}: state dict has keys {sorted(x)}, expected "
-                                 f"'observation'")
+                raise DemoError(f"{where}: state dict has keys {sorted(x)}, expected "
+                                f"'observation'")
             x = x["observation"]
-        return _vector(x, where)
+        return vector(x, where)
 
     lists = {k: [] for k in EPISODE_KEYS}
     mismatches = 0
@@ -194,15 +212,15 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
             where = f"{src}: episode {e} step {t}"
             if not isinstance(tr, dict) or any(k not in tr for k in PICKLE_EPISODE_KEYS):
                 got = sorted(tr) if isinstance(tr, dict) else type(tr).__name__
-                raise ValueError(f"{where}: expected a transition dict with keys "
-                                 f"{', '.join(PICKLE_EPISODE_KEYS)}, got {got}")
+                raise DemoError(f"{where}: expected a transition dict with keys "
+                                f"{', '.join(PICKLE_EPISODE_KEYS)}, got {got}")
             info = tr["info"]
             if not isinstance(info, dict) or "is_success" not in info:
-                raise ValueError(f"{where}: 'info' must be a dict with key is_success")
+                raise DemoError(f"{where}: 'info' must be a dict with key is_success")
             o.append(state_vec(tr["state"], where))
-            ag.append(_vector(tr["achieved_goal"], where))
-            g.append(_vector(tr["desired_goal"], where))
-            u.append(_vector(tr["action"], where))
+            ag.append(vector(tr["achieved_goal"], where))
+            g.append(vector(tr["desired_goal"], where))
+            u.append(vector(tr["action"], where))
             succ.append([float(info["is_success"])])
             if t > 0:
                 prev = ep[t - 1]
@@ -210,17 +228,17 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
                 if nxt.shape != o[-1].shape or not np.allclose(nxt, o[-1], atol=1e-5):
                     mismatches += 1
         o.append(state_vec(ep[T - 1]["next_state"], f"{src}: episode {e} step {T - 1}"))
-        ag.append(_vector(ep[T - 1]["next_achieved_goal"], f"{src}: episode {e} step {T - 1}"))
-        lists["o"].append(_stack(o, f"{src}: episode {e} 'state'"))
-        lists["ag"].append(_stack(ag, f"{src}: episode {e} 'achieved_goal'"))
-        lists["g"].append(_stack(g, f"{src}: episode {e} 'desired_goal'"))
-        lists["u"].append(_stack(u, f"{src}: episode {e} 'action'"))
+        ag.append(vector(ep[T - 1]["next_achieved_goal"], f"{src}: episode {e} step {T - 1}"))
+        lists["o"].append(stack(o, f"{src}: episode {e} 'state'"))
+        lists["ag"].append(stack(ag, f"{src}: episode {e} 'achieved_goal'"))
+        lists["g"].append(stack(g, f"{src}: episode {e} 'desired_goal'"))
+        lists["u"].append(stack(u, f"{src}: episode {e} 'action'"))
         lists["info_is_success"].append(succ)
     if mismatches:
         out(f"note: {mismatches} transition(s) whose 'state' differs from the previous "
             f"transition's 'next_state'; 'state' was used")
     for k in ("o", "ag", "g", "u"):
-        lists[k] = _stack(lists[k], f"{src}: key {k!r} across episodes")
+        lists[k] = stack(lists[k], f"{src}: key {k!r} across episodes")
     return _finish(lists, src, max_u, out)
 
 
@@ -229,8 +247,8 @@ def convert(kind: str, src: str, dst: str, env_name: Optional[str] = None,
     """``kind`` is ``"baselines"`` or ``"pickle-episodes"``. With ``env_name`` the result is
     checked against the env (horizon, dims) before anything is written. Returns the path."""
     if not os.path.isfile(src):
-        raise ValueError(f"{src}: no such file")
-    spec = _env_spec(env_name) if env_name else None
+        raise DemoError(f"{src}: no such file")
+    spec = env_spec(env_name) if env_name else None
     if spec is not None and T is None:
         T = spec.T
     max_u = spec.max_u if spec is not None else 1.0

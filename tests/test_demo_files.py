@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from baselines_her import demo, demo_convert
+from baselines_her import demo_cli, demo_convert
 from baselines_her.demo import load_episodes, save_episodes
 from baselines_her.replay_buffer import EPISODE_KEYS
 
@@ -242,7 +242,7 @@ def test_convert_baselines_round_trip(tmp_path, capsys):
     batch = make_batch(n=3)
     src = write_baselines_file(tmp_path / "data_fetch_random_3.npz", batch)
     dst = tmp_path / "native.npz"
-    assert demo.main(["convert", "--from-baselines", src, str(dst)]) == 0
+    assert demo_cli.main(["convert", "--from-baselines", src, str(dst)]) == 0
     out = capsys.readouterr().out
     assert f"unpickling {src}" in out and "executes code" in out
     assert "converted 3 episodes of T=50 steps (do=6, dg=3, du=3" in out
@@ -299,7 +299,7 @@ def test_convert_pickle_episodes_round_trip(tmp_path, capsys):
     src = tmp_path / "buffer.pkl"
     src.write_bytes(pickle.dumps(make_pickle_episodes(batch)))
     dst = tmp_path / "human.npz"
-    assert demo.main(["convert", "--from-pickle-episodes", str(src), str(dst)]) == 0
+    assert demo_cli.main(["convert", "--from-pickle-episodes", str(src), str(dst)]) == 0
     out = capsys.readouterr().out
     assert f"unpickling {src}" in out and "executes code" in out and "note:" not in out
     got = load(dst)
@@ -336,20 +336,20 @@ def test_convert_pickle_episodes_errors(tmp_path):
 
 def test_cli_check_and_error_exit_codes(tmp_path, capsys):
     good = save_episodes(tmp_path / "good.npz", make_batch(n=2))
-    assert demo.main(["check", good, "--env", ENV]) == 0
+    assert demo_cli.main(["check", good, "--env", ENV]) == 0
     assert "2 episodes of T=50 steps for PandaReach-v3" in capsys.readouterr().out
     bad = write_npz(tmp_path / "bad.npz", **_with(o=lambda a: np.zeros((3, T + 1, 18), np.float32)))
-    assert demo.main(["check", bad, "--env", ENV]) == 2
+    assert demo_cli.main(["check", bad, "--env", ENV]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: demo file {bad}: key 'o' has observation dim 18, env "
                           f"PandaReach-v3 expects 6")
     # converted data checked against the env before anything is written
     src = write_baselines_file(tmp_path / "old.npz", make_batch(n=2, do=10))
-    assert demo.main(["convert", "--from-baselines", src, str(tmp_path / "o.npz"), "--env",
+    assert demo_cli.main(["convert", "--from-baselines", src, str(tmp_path / "o.npz"), "--env",
                       ENV]) == 2
     assert "observation dim 10, env PandaReach-v3 expects 6" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
-    assert demo.main(["convert", "--from-baselines", str(tmp_path / "nope.npz"),
+    assert demo_cli.main(["convert", "--from-baselines", str(tmp_path / "nope.npz"),
                       str(tmp_path / "o.npz")]) == 2
     assert "nope.npz: no such file" in capsys.readouterr().err
     for argv in (["convert", src, "x.npz"],  # no format flag
@@ -357,7 +357,7 @@ def test_cli_check_and_error_exit_codes(tmp_path, capsys):
                  ["check", good],  # --env missing
                  ["frobnicate"], []):
         with pytest.raises(SystemExit) as e:
-            demo.main(argv)
+            demo_cli.main(argv)
         assert e.value.code == 2, argv
         assert "error:" in capsys.readouterr().err
 
@@ -365,7 +365,7 @@ def test_cli_check_and_error_exit_codes(tmp_path, capsys):
 @pytest.mark.parametrize("sub", ["check", "convert", "import-motion"])
 def test_cli_help(sub, capsys):
     with pytest.raises(SystemExit) as e:
-        demo.main([sub, "--help"])
+        demo_cli.main([sub, "--help"])
     assert e.value.code == 0
     assert f"usage: python -m baselines_her.demo {sub}" in capsys.readouterr().out
 

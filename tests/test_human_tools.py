@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from baselines_her import demo, motion_import
+from baselines_her import demo_cli, motion_import
 from baselines_her.demo import load_episodes_for_env
 from baselines_her.envs import make_env
 from baselines_her.motion_import import Motion, read_motion_csv, resample_motion
@@ -107,7 +107,7 @@ def test_import_motion_cli_only_success_and_goal(tmp_path, capsys):
     miss = write_csv(tmp_path / "miss.csv", tt, line_path(tt, end=end), goal=[-0.1, -0.1, 0.05])
     out = tmp_path / "human.npz"
     argv = ["import-motion", hit, miss, "--env", "PandaReach-v3", "--out", str(out), "--seed", "3"]
-    assert demo.main(argv + ["--only_success"]) == 0
+    assert demo_cli.main(argv + ["--only_success"]) == 0
     text = capsys.readouterr().out
     assert f"{hit}: success, kept;" in text
     assert f"{miss}: failure, dropped (--only_success);" in text
@@ -118,14 +118,14 @@ def test_import_motion_cli_only_success_and_goal(tmp_path, capsys):
     assert np.allclose(batch["g"][0], end, atol=1e-6)  # the goal column replaced the sampled goal
     assert batch["info_is_success"][0, -1, 0] == 1.0
 
-    assert demo.main(argv) == 0  # without --only_success both are kept
+    assert demo_cli.main(argv) == 0  # without --only_success both are kept
     batch = load_episodes_for_env(out, "PandaReach-v3")
     assert batch["info_is_success"][:, -1, 0].tolist() == [1.0, 0.0]
     assert np.allclose(batch["g"][1], [-0.1, -0.1, 0.05], atol=1e-6)
     assert "imported 2/2 recordings (1 successful) ->" in capsys.readouterr().out
 
     out2 = tmp_path / "none.npz"
-    assert demo.main(["import-motion", miss, "--env", "PandaReach-v3", "--out", str(out2),
+    assert demo_cli.main(["import-motion", miss, "--env", "PandaReach-v3", "--out", str(out2),
                       "--only_success"]) == 1
     assert "imported 0/1 recordings (0 successful, 1 dropped by --only_success); nothing " \
            "written" in capsys.readouterr().out
@@ -190,16 +190,16 @@ def test_import_motion_cli_errors(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("t,x,y\n0,1,2\n")
     out = tmp_path / "o.npz"
-    assert demo.main(["import-motion", str(bad), "--env", "PandaReach-v3", "--out", str(out)]) == 2
+    assert demo_cli.main(["import-motion", str(bad), "--env", "PandaReach-v3", "--out", str(out)]) == 2
     assert "error: " in capsys.readouterr().err and not out.exists()
     good = write_csv(tmp_path / "g.csv", np.array([0.0, 2.0]), np.array([EE0, EE0]))
-    assert demo.main(["import-motion", good, "--env", "PandaReachJoints-v3", "--out",
+    assert demo_cli.main(["import-motion", good, "--env", "PandaReachJoints-v3", "--out",
                       str(out)]) == 2
     assert "needs end-effector control" in capsys.readouterr().err
-    assert demo.main(["import-motion", good, "--env", "PandaReach-v9", "--out", str(out)]) == 2
+    assert demo_cli.main(["import-motion", good, "--env", "PandaReach-v9", "--out", str(out)]) == 2
     assert "unknown env id 'PandaReach-v9'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        demo.main(["import-motion", good, "--out", str(out)])
+        demo_cli.main(["import-motion", good, "--out", str(out)])
     assert e.value.code == 2
 
 

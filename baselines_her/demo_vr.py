@@ -1,0 +1,204 @@
+"""VR text recordings to episodes: ``python -m baselines_her.demo import-vr``.
+
+**VR text recording**: the hand recordings of the panda-gym DDPG+HER+human-VR system, one file per
+episode, one sample per line, no timestamps::
+
+    <index>\\t(<x>, <y>, <z>)\\t<f>
+    0\\t(0.12, 0.95, -0.04)\\t0.04
+
+``index`` counts the samples (strictly increasing), ``x, y, z`` is the hand position in Unity
+coordinates (metres, y up), ``f`` the finger value: the commanded finger opening is ``2 * f``
+metres. Blank lines and lines starting with ``#`` are skipped.
+
+**To the sim**, per file (each step an option, defaults as that system did it):
+
+1. ``--axes z,-x,y``: sim (x, y, z) = (Unity z, -Unity x, Unity y); ``--z_offset`` is added to
+   the sim height.
+2. ``--align object-goal``: x and y are shifted and scaled per episode so that the recorded object
+   lands on the sim's object and the recorded goal on the sim's goal (after the env's reset with
+   seed ``--seed + i``). The recorded goal is the last sample; the recorded object is the hand at
+   the grasp, the first sample whose opening is below ``--close_below`` after an open one. An
+   axis along which object and goal lie less than 2 cm apart in the recording is only shifted
+   (the object lands exactly); without a grasp (or without an object in the env) both axes are
+   shifted so the goal lands. ``--align none`` keeps the mapped coordinates.
+3. ``--approach_steps 8``: the first steps go in a straight line from the robot's start to the
+   first sample.
+4. The remaining T - approach steps cover the whole recording by sample index (it is not real
+   time). ``--rate_hz R`` treats it as sampled at R Hz instead: resampled at the env's control
+   period, a shorter recording padded with its last sample, a longer one truncated.
+
+The path is then tracked in the env (:mod:`baselines_her.demo_tracking`), so the file holds the
+env's true observations.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from baselines_her.demo import DemoError
+from baselines_her.demo_tracking import (import_recordings, object_position, reset_episode,
+                                         spread, track, with_approach)
+from baselines_her.motion_import import Motion, check_close_below, resample_motion
+
+DEFAULT_AXES = "z,-x,y"
+ALIGN_CHOICES = ("object-goal", "none")
+MIN_SPAN = 0.02  # metres: below this, an axis is shifted only
+_NUM = r"([-+0-9.eE]+|nan|inf)"
+_LINE = re.compile(r"^\s*(\d+)\s+\(\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*,\s*" + _NUM +
+                   r"\s*\)\s+" + _NUM + r"\s*$", re.IGNORECASE)
+_FORMAT = "<index>\\t(<x>, <y>, <z>)\\t<f>"
+
+
+@dataclass
+class VRRecording:
+    path: str
+    index: np.ndarray   # (N,) strictly increasing sample numbers
+    pos: np.ndarray     # (N, 3) Unity coordinates, metres, y up
+    finger: np.ndarray  # (N,) finger value f (opening 2 f)
+
+
+def read_vr_text(path: str) -> VRRecording:
+    """Parse a VR text recording; :class:`DemoError` names the file, the line and the format."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DemoError(f"{path}: cannot read as a VR text recording ({e})") from None
+    rows = []
+    for n, line in enumerate(text, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if m is None:
+            raise DemoError(f"{path}: line {n} is {line.strip()[:60]!r}, expected {_FORMAT}")
+        try:
+            values = [float(v) for v in m.groups()]
+        except ValueError:
+            raise DemoError(f"{path}: line {n} is {line.strip()[:60]!r}, expected numbers in "
+                            f"{_FORMAT}") from None
+        if not np.all(np.isfinite(values)):
+            raise DemoError(f"{path}: line {n}: expected finite numbers, got {line.strip()!r}")
+        rows.append((n, values))
+    if not rows:
+        raise DemoError(f"{path}: no samples; expected lines {_FORMAT}")
+    data = np.array([v for _, v in rows])
+    steps = np.diff(data[:, 0])
+    if np.any(steps <= 0):
+        i = int(np.argmax(steps <= 0))
+        raise DemoError(f"{path}: line {rows[i + 1][0]}: index {data[i + 1, 0]:g} after "
+                        f"{data[i, 0]:g}; indices must be strictly increasing")
+    return VRRecording(path, data[:, 0], data[:, 1:4], data[:, 4])
+
+
+def parse_axes(text: str) -> tuple:
+    """``--axes``: three of ``x, y, z`` (each once, optionally signed) naming the Unity axis of
+    sim x, y, z. Returns ``(columns, signs)``."""
+    items = [s.strip().lower() for s in text.split(",")]
+    if len(items) != 3 or any(re.fullmatch(r"[+-]?[xyz]", s) is None for s in items) or \
+            len({s[-1] for s in items}) != 3:
+        raise DemoError(f"--axes must name x, y and z once each, optionally signed, e.g. "
+                        f"{DEFAULT_AXES}; got {text!r}")
+    return (np.array(["xyz".index(s[-1]) for s in items]),
+            np.array([-1.0 if s.startswith("-") else 1.0 for s in items]))
+
+
+def to_sim(pos: np.ndarray, axes: tuple, z_offset: float = 0.0) -> np.ndarray:
+    columns, signs = axes
+    out = pos[:, columns] * signs
+    out[:, 2] += z_offset
+    return out
+
+
+def grasp_sample(opening: np.ndarray, close_below: float) -> Optional[int]:
+    """The first sample whose opening is below ``close_below`` after an open one, or None."""
+    opened = np.maximum.accumulate(opening >= close_below)
+    hits = np.flatnonzero((opening < close_below) & opened)
+    return int(hits[0]) if len(hits) else None
+
+
+def align_xy(path: np.ndarray, rec_object: Optional[np.ndarray], rec_goal: np.ndarray,
+             sim_object: Optional[np.ndarray], sim_goal: np.ndarray) -> tuple:
+    """Shift and scale x and y of ``path`` (module docstring, step 2); returns
+    ``(aligned path, per-axis scales)``."""
+    out, scales = path.copy(), []
+    for j in range(2):
+        if rec_object is None or sim_object is None:
+            scale, offset = 1.0, sim_goal[j] - rec_goal[j]
+        else:
+            span = rec_goal[j] - rec_object[j]
+            scale = (sim_goal[j] - sim_object[j]) / span if abs(span) >= MIN_SPAN else 1.0
+            offset = sim_object[j] - scale * rec_object[j]
+        out[:, j] = scale * path[:, j] + offset
+        scales.append(scale)
+    return out, scales
+
+
+def vr_episode(env, T: int, rec: VRRecording, seed: int, env_name: str, axes: tuple,
+               align: str = "object-goal", approach_steps: int = 8,
+               rate_hz: Optional[float] = None, z_offset: float = 0.0,
+               close_below: float = 0.02) -> tuple:
+    """Reset, map, align and time one recording and track it; ``(episode, report, notes)``."""
+    if not 0 <= approach_steps < T:
+        raise DemoError(f"--approach_steps must be in [0, {T - 1}] for T={T}, got "
+                        f"{approach_steps}")
+    base = env.unwrapped
+    obs = reset_episode(env, seed, rec.path, env_name)
+    path, opening = to_sim(rec.pos, axes, z_offset), 2.0 * rec.finger
+    notes = [f"{len(path)} samples"]
+    if align == "object-goal":
+        goal = np.asarray(obs["desired_goal"], np.float64)
+        if goal.shape != (3,):
+            raise DemoError(f"--align object-goal needs a 3-d goal; {env_name} has a goal of "
+                            f"shape {goal.shape}: use --align none")
+        k = grasp_sample(opening, close_below)
+        sim_object = object_position(base)
+        path, scales = align_xy(path, None if k is None else path[k], path[-1], sim_object, goal)
+        how = (f"grasp at sample {k} -> object, last sample -> goal" if k is not None and
+               sim_object is not None else "shifted so the last sample lands on the goal")
+        notes.append(f"aligned ({how}; x scale {scales[0]:.2f}, y scale {scales[1]:.2f})")
+    steps = T - approach_steps
+    if rate_hz is None:
+        body, grip = spread(path, steps, rec.index), spread(opening[:, None], steps, rec.index)
+        notes.append(f"stretched by index over steps {approach_steps}..{T}")
+    else:
+        t = (rec.index - rec.index[0]) / rate_hz
+        body, g1, note = resample_motion(Motion(rec.path, t, path, opening), float(base.sim.dt),
+                                         steps)
+        grip = g1[:, None]
+        notes.append(f"at {rate_hz:g} Hz: {note}")
+    targets = with_approach(body, approach_steps, base.robot.get_ee_position())
+    grip = with_approach(grip, approach_steps)[:, 0]
+    episode, report = track(env, obs, targets, grip, close_below)
+    report["targets"] = targets
+    return episode, report, notes
+
+
+def import_vr(paths: list, env_name: str, out_path: str, axes: str = DEFAULT_AXES,
+              align: str = "object-goal", approach_steps: int = 8,
+              rate_hz: Optional[float] = None, z_offset: float = 0.0, close_below: float = 0.02,
+              seed: int = 0, only_success: bool = False, out: Callable = print) -> dict:
+    """Turn VR text recordings into a native demo file (module docstring). Every file is parsed
+    before the env is stepped; the i-th is replayed after a reset with seed ``seed + i``.
+    Returns stats as :func:`baselines_her.demo_tracking.import_recordings`."""
+    if not paths:
+        raise DemoError("no VR recordings given")
+    if align not in ALIGN_CHOICES:
+        raise DemoError(f"--align must be one of {', '.join(ALIGN_CHOICES)}, got {align!r}")
+    if rate_hz is not None and not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise DemoError(f"--rate_hz must be a positive number, got {rate_hz}")
+    if not np.isfinite(z_offset):
+        raise DemoError(f"--z_offset must be a finite number, got {z_offset}")
+    check_close_below(close_below)
+    mapping = parse_axes(axes)
+    recordings = [read_vr_text(p) for p in paths]
+
+    def episode(env, spec, i, rec):
+        ep, rep, notes = vr_episode(env, spec.T, rec, seed + i, env_name, mapping, align,
+                                    approach_steps, rate_hz, z_offset, close_below)
+        return rec.path, ep, rep, notes
+
+    return import_recordings(recordings, env_name, out_path, episode, "import-vr", only_success,
+                             out)
