@@ -348,3 +348,68 @@ def parse_cli_overrides(argv: list[str]) -> dict[str, str]:
         out["env_name" if key == "env" else key] = value
         i += 1
     return out
+
+
+# One line per key of DEFAULT_PARAMS: the --help of python -m baselines_her.her is built from it.
+PARAM_HELP: Mapping[str, str] = MappingProxyType({
+    "env_name": "gymnasium goal env id (panda-gym v3, or Fetch with the 'fetch' extra)",
+    "n_epochs": "epochs to train; each is n_cycles cycles, then test rollouts, log and save",
+    "seed": "seed of every RNG (envs, exploration, sampling, TensorFlow); MPI rank r uses "
+            "seed + 1000000 * r",
+    "logdir": "run folder for params.json, progress.csv, TensorBoard, checkpoint, policies "
+              "('' = logs/<env>-<algo>-seed<seed>-<time>)",
+    "policy_save_interval": "also keep policy_<epoch>.pkl every K epochs (0 = never)",
+    "num_threads": "TensorFlow intra- and inter-op threads (0 = TensorFlow's choice; 1 = "
+                   "deterministic ops)",
+    "num_cpu": "MPI ranks; > 1 relaunches this command under the environment's mpiexec",
+    "jit_compile": "XLA-compile the update step",
+    "save_buffer": "store the replay buffer in each checkpoint (0 saves disk; a resumed run "
+                   "then starts with an empty buffer)",
+    "max_u": "action bound used by the actor (capped at the env's own bound)",
+    "layers": "hidden layers of the actor and of each critic",
+    "hidden": "units per hidden layer",
+    "Q_lr": "critic learning rate (Adam)",
+    "pi_lr": "actor learning rate (Adam)",
+    "buffer_size": "replay buffer capacity in transitions",
+    "polyak": "target networks: target = polyak * target + (1 - polyak) * online",
+    "action_l2": "weight of the actor's penalty on mean (action / max_u)^2",
+    "clip_obs": "clip observations and goals to [-clip_obs, clip_obs] before normalising",
+    "clip_return": "clip critic targets to [-1/(1-gamma), 0]",
+    "gamma": "discount factor (0 = 1 - 1/T, T the env's episode length)",
+    "n_cycles": "cycles per epoch; a cycle is one batch of rollouts, then n_batches updates",
+    "rollout_batch_size": "parallel envs per rank; each cycle collects one episode from each",
+    "n_batches": "updates per cycle",
+    "batch_size": "rows per update, all sources together (replay, demo, human)",
+    "n_test_rollouts": "deterministic test episodes per epoch (test/success_rate)",
+    "random_eps": "probability of a uniformly random action while collecting",
+    "noise_eps": "std of the Gaussian action noise while collecting, in units of max_u",
+    "replay_strategy": "HER goal relabelling: future, final, episode, random or none",
+    "replay_k": "relabelled to real goals ratio: a row is relabelled with probability "
+                "1 - 1/(1 + replay_k)",
+    "norm_eps": "minimum std of the observation and goal normalisers",
+    "norm_clip": "clip normalised observations and goals to [-norm_clip, norm_clip]",
+    "algo": "ddpg or td3 (td3 presets n_critics, policy_delay, target_noise, "
+            "target_noise_clip)",
+    "n_critics": "critics; the target takes the minimum over them (2 = TD3's clipped double Q)",
+    "policy_delay": "actor and target updates every K critic updates",
+    "target_noise": "std of the target-policy smoothing noise, in units of max_u",
+    "target_noise_clip": "clip of the target-policy smoothing noise, in units of max_u",
+    "prioritized": "prioritized replay: none, td (|TD error| per transition) or energy "
+                   "(trajectory energy per episode)",
+    "alpha": "priority exponent: P(i) is proportional to (priority + priority_eps)^alpha",
+    "beta0": "importance-weight exponent at the start; it anneals linearly to 1",
+    "priority_eps": "added to every priority so that no row has probability 0",
+    "clip_energy": "per-step energy increase cap of --prioritized=energy",
+    "demo_file": "native .npz demo file: its episodes form a demo buffer (turns bc_loss on)",
+    "bc_loss": "behaviour-cloning loss on the demo rows of each batch",
+    "q_filter": "clone a demo action only where Q(s, a_demo) > Q(s, pi(s)) (needs bc_loss)",
+    "num_demo": "episodes taken from --demo_file (its first num_demo)",
+    "demo_batch_size": "rows of each batch drawn from the demo buffer",
+    "prm_loss_weight": "weight of the RL actor loss when bc_loss is on",
+    "aux_loss_weight": "weight of the behaviour-cloning loss when bc_loss is on",
+    "human_file": "native .npz file of recorded human episodes, a fixed share of each batch",
+    "human_ratio": "share of each batch drawn from --human_file, in [0, 1)",
+    "human_her": "relabel the human rows with HER as well",
+    "human_bc": "behaviour-cloning loss on the human rows (turns bc_loss on)",
+    "human_norm": "human episodes update the observation and goal normalisers",
+})

@@ -1,55 +1,155 @@
 """Train DDPG/TD3 + HER: ``python -m baselines_her.her --env=PandaReach-v3 [--key=value ...]``.
 
-Every key of ``config.DEFAULT_PARAMS`` can be set with ``--key=value``; ``--help`` lists them.
+Every key of ``config.DEFAULT_PARAMS`` is a flag, given as ``--key=value`` or ``--key value``;
+``--help`` lists them with their meaning from ``config.PARAM_HELP``. The flags reach
+``config.prepare_params`` (or, with ``--resume``, ``config.prepare_resume_params``) as strings:
+types and ranges are checked there. TensorFlow is imported only after the flags, the env and the
+run folder have been checked, so a mistake costs a second, not a TensorFlow start.
 """
 from __future__ import annotations
 
+import argparse
+import difflib
 import os
 import sys
+from typing import Sequence
 
-USAGE = """usage: python -m baselines_her.her [--env=ENV] [--n_epochs=N] [--seed=S] [--logdir=DIR]
-                                 [--policy_save_interval=K] [--algo=ddpg|td3] [--resume]
-                                 [--key=value ...]
+from baselines_her.errors import UserError, run_cli
 
-Trains on ENV (default PandaReach-v3) and writes params.json, progress.csv, log.txt,
-TensorBoard events and policy_{latest,best,EPOCH}.pkl to DIR.
---resume continues the run in --logdir=DIR from its last checkpoint.
-
-keys and defaults (per-env defaults in config.DEFAULT_ENV_PARAMS override these):
-"""
+PROG = "python -m baselines_her.her"
+DESCRIPTION = """\
+Trains on ENV and writes params.json, progress.csv, log.txt, TensorBoard events, a checkpoint
+and policy_{latest,best,EPOCH}.pkl to --logdir. Per-env defaults (config.DEFAULT_ENV_PARAMS,
+e.g. n_epochs) and --algo=td3 override the defaults shown; explicit flags override both."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        from baselines_her.config import DEFAULT_PARAMS
-        print(USAGE + "\n".join(f"  --{k}={v!r}" for k, v in DEFAULT_PARAMS.items()))
-        return 0
-    resume = False
-    for flag in ("--resume", "--resume=1", "--resume=true"):
-        if flag in argv:
-            argv.remove(flag)
-            resume = True
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(f"{message} ({PROG} --help lists the flags)")
+
+
+def _metavar(default) -> str:
+    return {bool: "0|1", int: "INT", float: "FLOAT"}.get(type(default), "STR")
+
+
+def _shown(default) -> str:
+    return str(int(default)) if isinstance(default, bool) else repr(default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``--resume`` and one flag per key of ``DEFAULT_PARAMS``; values stay strings."""
+    from baselines_her.config import DEFAULT_PARAMS, PARAM_HELP, RESUME_MUTABLE
+
+    parser = _Parser(prog=PROG, usage=f"{PROG} [--env=ENV] [--key=value ...] [--resume[=DIR]]",
+                     description=DESCRIPTION, allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    may_change = ", ".join(f"--{k}" for k in RESUME_MUTABLE if k != "logdir")
+    parser.add_argument(
+        "--resume", nargs="?", const=True, default=False, metavar="DIR",
+        help=f"continue the run in --logdir (or in DIR) from its last checkpoint with the "
+             f"parameters in its params.json; flags given with it may only change {may_change} "
+             f"(n_epochs only upwards)")
+    group = parser.add_argument_group("parameters")
+    for key, default in DEFAULT_PARAMS.items():
+        flag = "--env" if key == "env_name" else f"--{key}"
+        extra = {"nargs": "?", "const": "1"} if isinstance(default, bool) else {}
+        group.add_argument(flag, dest=key, default=argparse.SUPPRESS,
+                           metavar="ENV" if key == "env_name" else _metavar(default),
+                           help=f"{PARAM_HELP[key]} (default {_shown(default)})", **extra)
+    group.add_argument("--env_name", dest="env_name", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+    return parser
+
+
+def _unknown_argument(token: str, parser: argparse.ArgumentParser) -> UserError:
+    if not token.startswith("-"):
+        return UserError(f"unexpected argument {token!r}: flags are --key=value or --key value "
+                         f"({PROG} --help lists them)")
+    flag = token.split("=", 1)[0]
+    flags = [s for a in parser._actions for s in a.option_strings
+             if a.help != argparse.SUPPRESS]
+    close = difflib.get_close_matches(flag, flags, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return UserError(f"unknown flag {flag}{hint}; {PROG} --help lists the flags")
+
+
+def parse_args(argv: Sequence[str]) -> tuple[dict, bool | str]:
+    """``(overrides, resume)``: the flags given, as strings, and False, True or ``--resume=DIR``."""
+    parser = build_parser()
+    namespace, unknown = parser.parse_known_args(list(argv))
+    if unknown:
+        raise _unknown_argument(unknown[0], parser)
+    resume = namespace.resume
+    overrides = {k: v for k, v in vars(namespace).items() if k != "resume"}
+    return overrides, resume
+
+
+def _run_dir(overrides: dict, resume: bool | str) -> str:
+    """The folder of the run to resume: ``--resume=DIR`` or ``--logdir``."""
+    logdir = overrides.pop("logdir", "")
+    if isinstance(resume, str):
+        if not resume:
+            raise UserError("--resume= needs the run's folder: --resume=DIR")
+        if logdir and os.path.normpath(logdir) != os.path.normpath(resume):
+            raise UserError(f"--resume={resume} and --logdir={logdir} name different folders; "
+                            f"give the run's folder once")
+        return resume
+    if not logdir:
+        raise UserError("--resume needs the run's folder: --resume=DIR or --resume --logdir=DIR")
+    return logdir
+
+
+def _match_launch(overrides: dict, world_size: int) -> None:
+    """Under mpiexec/srun the launch sets the number of ranks: record it as num_cpu."""
+    given = overrides.get("num_cpu")
+    if given is not None and given.strip() != str(world_size):
+        raise UserError(f"--num_cpu={given} but this MPI launch has {world_size} ranks; drop "
+                        f"--num_cpu under mpiexec/srun (the launcher sets the ranks)")
+    overrides["num_cpu"] = str(world_size)
+
+
+def _flags(overrides: dict) -> list[str]:
+    return [f"--{'env' if k == 'env_name' else k}={v}" for k, v in overrides.items()]
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        overrides, resume = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as done:  # --help was printed
+        return int(done.code or 0)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from baselines_her.config import ConfigError, parse_cli_overrides, prepare_params
-    try:
-        overrides = parse_cli_overrides(argv)
-        params = prepare_params(overrides.get("env_name"), overrides)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     from baselines_her import mpi_util
-    if params.num_cpu > 1 and not mpi_util.launched_by_mpi():
-        rest = [f"--{k}={v}" for k, v in overrides.items() if k != "num_cpu"]
-        rest += ["--resume"] if resume else []
-        mpi_util.relaunch_under_mpi(params.num_cpu, "baselines_her.her", rest)
+    from baselines_her.config import prepare_params, prepare_resume_params
+    launched = mpi_util.launched_by_mpi()
+    if launched and mpi_util.size() > 1 and resume is False:
+        _match_launch(overrides, mpi_util.size())
+    if resume is not False:
+        run_dir = _run_dir(overrides, resume)
+        params = prepare_resume_params(run_dir, overrides)
+        if launched and params.num_cpu != mpi_util.size():
+            raise UserError(f"the run in {run_dir} has num_cpu={params.num_cpu} but this MPI "
+                            f"launch has {mpi_util.size()} ranks; resume it with as many ranks")
+    else:
+        run_dir = None
+        params = prepare_params(overrides.get("env_name"), overrides)
+    # An env its package cannot build fails here, before TensorFlow starts.
+    from baselines_her.envs import make_env
+    make_env(params.env_name).close()
+    if params.num_cpu > 1 and not launched:
+        relaunch = _flags(overrides) + ([f"--resume={run_dir}"] if run_dir else [])
+        mpi_util.relaunch_under_mpi(params.num_cpu, "baselines_her.her", relaunch)
     from baselines_her.train import train
-    try:
-        mpi_util.abort_on_exception(train, params, resume=resume)
-    except (FileExistsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if run_dir is None:
+        train(params)
+    else:
+        train(params, logdir=run_dir, resume=True)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    from baselines_her import mpi_util
+    return run_cli(lambda args: mpi_util.abort_on_exception(_main, args), argv)
 
 
 if __name__ == "__main__":

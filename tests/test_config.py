@@ -1,7 +1,7 @@
 """prepare_params: precedence, types, validation, errors that name the key."""
 import pytest
 
-from baselines_her.config import (DEFAULT_ENV_PARAMS, DEFAULT_PARAMS, ConfigError,
+from baselines_her.config import (DEFAULT_ENV_PARAMS, DEFAULT_PARAMS, PARAM_HELP, ConfigError,
                                   parse_cli_overrides, prepare_params)
 
 
@@ -86,3 +86,37 @@ def test_cli_parsing_errors():
         parse_cli_overrides(["--seed"])
     with pytest.raises(ConfigError, match="expected --key=value"):
         parse_cli_overrides(["seed=3"])
+
+
+def test_every_key_has_one_line_of_help():
+    assert list(PARAM_HELP) == list(DEFAULT_PARAMS)
+    for key, text in PARAM_HELP.items():
+        assert text.strip() and "\n" not in text, key
+
+
+def test_her_help_lists_every_key_with_its_meaning(capsys):
+    from baselines_her.her import main
+    assert main(["--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for key, text in PARAM_HELP.items():
+        flag = "--env ENV" if key == "env_name" else f"--{key} "
+        assert flag in shown, key
+        assert " ".join(text.split()) in shown, key
+    assert "--env_name" not in shown
+    assert "--resume [DIR]" in shown
+
+
+@pytest.mark.parametrize("key", list(DEFAULT_PARAMS))
+def test_her_accepts_both_flag_forms_for_every_key(key):
+    from baselines_her.her import parse_args
+    flag = "--env" if key == "env_name" else f"--{key}"
+    assert parse_args([f"{flag}=7"]) == ({key: "7"}, False)
+    assert parse_args([flag, "7"]) == ({key: "7"}, False)
+
+
+def test_her_parses_resume_as_a_flag_or_a_folder():
+    from baselines_her.her import parse_args
+    assert parse_args(["--resume", "--logdir=runs/a"]) == ({"logdir": "runs/a"}, True)
+    assert parse_args(["--resume=runs/a", "--n_epochs=9"]) == ({"n_epochs": "9"}, "runs/a")
+    assert parse_args(["--n_epochs=9", "--resume"]) == ({"n_epochs": "9"}, True)
+    assert parse_args(["--q_filter", "--bc_loss=0"]) == ({"q_filter": "1", "bc_loss": "0"}, False)
