@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 
 from baselines_her.atomic import atomic_write_bytes
+from baselines_her.errors import UserError
 from baselines_her.networks import NumpyActor
 
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -18,6 +19,14 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"), ("builtins", "float"), ("builtins", "int"),
 }
+
+
+class PolicyFileError(UserError, ValueError):
+    """A file that is not a readable baselines_her policy file."""
+
+
+class PolicyFileNotFoundError(UserError, FileNotFoundError):
+    """The policy file does not exist."""
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -37,17 +46,22 @@ def load_policy(path: str) -> dict:
         with open(path, "rb") as f:
             state = _PlainDataUnpickler(f).load()
     except FileNotFoundError:
-        raise FileNotFoundError(f"policy file not found: {path}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a baselines_her policy file ({exc})") from None
+        raise PolicyFileNotFoundError(f"policy file not found: {path}") from None
+    except IsADirectoryError:
+        raise PolicyFileError(f"{path}: is a directory, not a policy file") from None
+    except PermissionError:
+        raise PolicyFileError(f"{path}: permission denied") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
+            OverflowError) as exc:  # what garbage or a truncated file makes the unpickler raise
+        raise PolicyFileError(f"{path}: not a baselines_her policy file ({exc})") from None
     if not isinstance(state, dict) or "format_version" not in state:
-        raise ValueError(f"{path}: not a baselines_her policy file (no format_version)")
+        raise PolicyFileError(f"{path}: not a baselines_her policy file (no format_version)")
     if state["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
-        raise ValueError(f"{path}: policy format version {state['format_version']} is not "
-                         f"supported (this version reads {SUPPORTED_FORMAT_VERSIONS})")
+        raise PolicyFileError(f"{path}: policy format version {state['format_version']} is not "
+                              f"supported (this version reads {SUPPORTED_FORMAT_VERSIONS})")
     for key in ("env_name", "dims", "params", "normalizer", "weights"):
         if key not in state:
-            raise ValueError(f"{path}: policy file lacks key {key!r}")
+            raise PolicyFileError(f"{path}: policy file lacks key {key!r}")
     return state
 
 

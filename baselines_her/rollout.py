@@ -1,8 +1,10 @@
 """Rollouts: ``rollout_batch_size`` envs stepped together, one actor forward pass per step.
 
 Every episode runs exactly T steps: panda-gym's ``terminated=True`` on success is ignored, since
-goals are relabelled later and success is not terminal (DESIGN.md). Envs are stepped through
-``env.unwrapped`` (gymnasium's wrappers only add per-step checks we do not need).
+goals are relabelled later and success is not terminal (DESIGN.md), and so is ``truncated``. The
+envs are stepped with their gymnasium wrappers, so wrappers that record or render see every step.
+T is the env's registered ``max_episode_steps``, so ``TimeLimit`` truncates on the last step;
+gymnasium's ``TimeLimit`` and ``OrderEnforcing`` accept steps after ``terminated=True``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ class RolloutWorker:
     def __init__(self, envs: list, T: int, dim_o: int, dim_g: int, dim_u: int, max_u: float,
                  rng: np.random.Generator, env_seeds: list, noise_eps: float = 0.0,
                  random_eps: float = 0.0):
-        self.envs = [env.unwrapped for env in envs]
+        self.envs = list(envs)
         self.T, self.dims = T, (dim_o, dim_g, dim_u)
         self.max_u, self.rng = float(max_u), rng
         self.noise_eps, self.random_eps = float(noise_eps), float(random_eps)
