@@ -1,13 +1,22 @@
 """Run outputs: console line per epoch, ``log.txt``, ``progress.csv``, TensorBoard, ``params.json``.
 
 Only the writing rank (rank 0 under MPI) creates files; other ranks' loggers print nothing.
+
+Console messages go through the standard ``logging`` module, logger ``"baselines_her"``: by
+default its own handler prints INFO messages to stdout as they are and warnings to stderr as
+``warning: ...``; it does not propagate to the root logger. A library user silences them with
+``logging.getLogger("baselines_her").setLevel(logging.WARNING)`` (or ``ERROR``), or routes them
+to their own handlers by removing :data:`CONSOLE_HANDLER` and setting ``propagate = True``.
+``log.txt`` in the run folder is written whatever the logging configuration.
 """
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import sys
+import time
 
 CONSOLE_KEYS = (("test/success_rate", "test success {:.3f}"), ("train/success_rate", "train {:.3f}"),
                 ("test/mean_Q", "Q {:.2f}"), ("loss/critic", "critic {:.4f}"),
@@ -15,9 +24,48 @@ CONSOLE_KEYS = (("test/success_rate", "test success {:.3f}"), ("train/success_ra
                 ("time/epoch_s", "{:.1f}s"))
 
 
+LOG = logging.getLogger("baselines_her")
+
+
+class ConsoleHandler(logging.Handler):
+    """Below WARNING: the bare message on stdout; WARNING and above: ``warning: ...`` /
+    ``error: ...`` on stderr. The streams are looked up at each message, so redirected or
+    captured ``sys.stdout``/``sys.stderr`` are honoured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            if record.levelno >= logging.WARNING:
+                prefix = "warning" if record.levelno < logging.ERROR else "error"
+                stream, msg = sys.stderr, f"{prefix}: {msg}"
+            else:
+                stream = sys.stdout
+            stream.write(msg + "\n")
+            stream.flush()
+        except Exception:  # a broken stream must not kill training; logging reports it
+            self.handleError(record)
+
+
+CONSOLE_HANDLER = ConsoleHandler()
+if not LOG.handlers:
+    LOG.addHandler(CONSOLE_HANDLER)
+    LOG.propagate = False
+if LOG.level == logging.NOTSET:
+    LOG.setLevel(logging.INFO)
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0.0)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class Logger:
-    def __init__(self, logdir: str, enabled: bool = True, tensorboard: bool = True):
+    def __init__(self, logdir: str, enabled: bool = True, tensorboard: bool = True,
+                 clock=time.monotonic):
         self.logdir, self.enabled = logdir, enabled
+        self._clock = clock
+        self._start = clock()
+        self._epochs_logged = 0
         self._csv_keys = None
         self._tb = None
         if not enabled:
@@ -36,7 +84,7 @@ class Logger:
     def info(self, msg: str) -> None:
         if not self.enabled:
             return
-        print(msg, flush=True)
+        LOG.info(msg)
         self._text.write(msg + "\n")
 
     def write_params(self, params) -> None:
@@ -47,11 +95,8 @@ class Logger:
     def log_epoch(self, row: dict, n_epochs: int) -> None:
         if not self.enabled:
             return
-        if self._csv_keys is None:
-            self._csv_keys = list(row)
-            csv.writer(self._csv).writerow(self._csv_keys)
-        csv.writer(self._csv).writerow([_fmt(row.get(k, "")) for k in self._csv_keys])
-        self._csv.flush()
+        # TensorBoard first: resume re-logs an epoch missing from progress.csv, and a repeated
+        # TensorBoard point with the same values is harmless, a missing one is not.
         if self._tb is not None:
             import tensorflow as tf
             with self._tb.as_default(step=int(row["epoch"])):
@@ -59,9 +104,24 @@ class Logger:
                     if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
                         tf.summary.scalar(key, value)
             self._tb.flush()
+        if self._csv_keys is None:
+            self._csv_keys = list(row)
+            csv.writer(self._csv).writerow(self._csv_keys)
+        csv.writer(self._csv).writerow([_fmt(row.get(k, "")) for k in self._csv_keys])
+        self._csv.flush()
         parts = [f"epoch {int(row['epoch']):>3}/{n_epochs}"]
         parts += [fmt.format(row[k]) for k, fmt in CONSOLE_KEYS if k in row]
+        parts.append(self._timing(int(row["epoch"]), n_epochs))
         self.info(" | ".join(parts))
+
+    def _timing(self, epoch: int, n_epochs: int) -> str:
+        """``elapsed H:MM:SS, ETA H:MM:SS``: time since this logger started, and the remaining
+        epochs at this process's mean time per epoch (a resumed run counts from its restart)."""
+        self._epochs_logged += 1
+        elapsed = self._clock() - self._start
+        remaining = max(n_epochs - (epoch + 1), 0)
+        eta = elapsed / self._epochs_logged * remaining
+        return f"elapsed {_hms(elapsed)}, ETA {_hms(eta)}"
 
     def close(self) -> None:
         if self.enabled:
@@ -76,4 +136,5 @@ def _fmt(value):
 
 
 def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr, flush=True)
+    """A warning through the ``baselines_her`` logger (console: ``warning: msg`` on stderr)."""
+    LOG.warning(msg)
