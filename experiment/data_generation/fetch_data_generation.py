@@ -34,6 +34,9 @@ if _HERE not in sys.path:
 
 from generate_demos import build_parser, check_env_id, generate, validate_args  # noqa: E402
 
+from baselines_her.envs import quiet_native_output  # noqa: E402
+from baselines_her.errors import UserError, run_cli  # noqa: E402
+
 GRIP_POS = slice(0, 3)
 OBJ_POS = slice(3, 6)
 FINGERS = slice(9, 11)
@@ -108,34 +111,37 @@ def newest_pick_and_place_id() -> str:
         if m and int(m.group(1)) > best_v:
             best, best_v = env_id, int(m.group(1))
     if best is None:
-        raise SystemExit("error: no FetchPickAndPlace env is registered (is gymnasium-robotics installed?)")
+        raise UserError("no FetchPickAndPlace env is registered (is gymnasium-robotics installed?)")
     return best
 
 
 def _register():
     try:
         import gymnasium
-        import gymnasium_robotics
+        with quiet_native_output():  # gymnasium_robotics prints a notice about old Adroit envs
+            import gymnasium_robotics
     except ImportError as e:
-        raise SystemExit(
-            f"error: {e}. Install the Fetch dependencies: "
+        raise UserError(
+            f"{e}. Install the Fetch dependencies: "
             'pip install gymnasium-robotics "mujoco>=3.1,<3.4"'
-        )
+        ) from None
     gymnasium.register_envs(gymnasium_robotics)
 
 
 def make_fetch_env(env_id: str):
-    import gymnasium
+    """A Fetch env (``baselines_her.envs.make_env``: an env that cannot be built, e.g. for a
+    missing dependency, is an :class:`~baselines_her.envs.EnvError`)."""
+    from baselines_her.envs import make_env
 
-    return gymnasium.make(env_id)
+    return make_env(env_id)
 
 
-def main(argv=None) -> int:
-    _register()
+def _main(argv) -> int:
     p = build_parser("Scripted FetchPickAndPlace demonstrations (baselines data generation).",
                      env_required=False,
                      env_help="gymnasium env id (default: the newest FetchPickAndPlace-vN registered)")
     args = p.parse_args(argv)
+    _register()
     if args.env is None:
         args.env = newest_pick_and_place_id()
     err = check_env_id(args.env, extra_modules=("gymnasium_robotics",))
@@ -147,6 +153,11 @@ def main(argv=None) -> int:
         args.out = f"data_fetch_random_{args.episodes}.npz"
     validate_args(p, args)
     return generate(args, lambda name: FetchPickAndPlaceExpert(), make_fetch_env)
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ Every episode runs exactly T = ``env.spec.max_episode_steps`` steps: panda-gym's
 ``terminated=True`` on success is ignored (the unwrapped env is stepped), as in the rest of the
 library. Episode ``i`` (counting discarded attempts) is reset with ``seed + i``, so a given
 ``--seed`` always produces the same file.
+
+A mistake in the flags, the env id or the output path, or too few successes for
+``--only_success``, prints one line ``error: ...`` and exits 2 (``baselines_her.errors.run_cli``).
 """
 
 from __future__ import annotations
@@ -37,17 +40,27 @@ if _HERE not in sys.path:
 
 from baselines_her.demo import save_episodes  # noqa: E402  (validated, atomic write)
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
+from baselines_her.errors import UserError, run_cli  # noqa: E402
 from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
 
 
+class UserErrorParser(argparse.ArgumentParser):
+    """argparse whose errors are :class:`UserError`: one line through ``run_cli``, no usage."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
+class TooFewSuccesses(UserError, RuntimeError):
+    """``--only_success`` ran out of attempts before enough episodes succeeded."""
+
+
 def make_panda_env(env_id: str):
-    """``gymnasium.make`` for a panda-gym id, without pybullet's start-up chatter."""
-    import gymnasium
+    """A panda-gym env (``baselines_her.envs.make_env``: quiet, and an env that cannot be built
+    is an :class:`~baselines_her.envs.EnvError`)."""
+    from baselines_her.envs import make_env
 
-    with quiet_native_output():
-        import panda_gym  # noqa: F401  (registers the envs)
-
-        return gymnasium.make(env_id)
+    return make_env(env_id)
 
 
 class ProgressBar:
@@ -129,7 +142,7 @@ def record_episodes(
     clipping) and, when ``seed`` is None, the per-episode reset seeds. Attempt ``i`` is reset with
     ``seed + i``. With ``only_success`` failed episodes (``info_is_success`` at the last step is
     0) are dropped and attempts continue up to ``max_attempts`` (default ``10 * n``); hitting the
-    cap raises ``RuntimeError``.
+    cap raises :class:`TooFewSuccesses`.
 
     Returns ``(batch, stats)``: ``batch`` is the dict of float32 arrays ``o (n,T+1,do)``,
     ``ag (n,T+1,dg)``, ``g (n,T,dg)``, ``u (n,T,du)``, ``info_is_success (n,T,1)``; ``stats`` has
@@ -166,9 +179,10 @@ def record_episodes(
         if attempts >= max_attempts:
             if bar is not None:
                 bar.close()
-            raise RuntimeError(
+            raise TooFewSuccesses(
                 f"only {len(episodes)}/{n} successful episodes after {attempts} attempts "
-                f"(cap {max_attempts}); the expert's success rate is too low for --only_success"
+                f"(cap {max_attempts}); the expert's success rate is too low for --only_success: "
+                f"raise --max_attempts_factor or drop --only_success; nothing written"
             )
         ep = run_episode(env, act, T, seed + attempts)
         attempts += 1
@@ -207,7 +221,7 @@ def check_env_id(env_id: str, extra_modules=()) -> Optional[str]:
 def build_parser(description: str, env_required: bool = True,
                  env_help: str = "gymnasium env id") -> argparse.ArgumentParser:
     """The command line shared by the demo generators."""
-    p = argparse.ArgumentParser(description=description)
+    p = UserErrorParser(description=description)
     p.add_argument("--env", default=None, required=env_required, help=env_help)
     p.add_argument("--episodes", type=int, default=100, help="number of episodes to write (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
@@ -233,6 +247,8 @@ def validate_args(p: argparse.ArgumentParser, args) -> None:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         p.error(f"--out: directory {out_dir!r} does not exist")
+    if os.path.isdir(args.out):
+        p.error(f"--out {args.out!r} is a directory; expected a .npz file name")
 
 
 def generate(args, make_policy: Callable, make_env: Callable) -> int:
@@ -246,9 +262,6 @@ def generate(args, make_policy: Callable, make_env: Callable) -> int:
             noise=args.noise, max_attempts=args.max_attempts_factor * args.episodes,
             progress=True, label=f"{args.env} ",
         )
-    except RuntimeError as e:
-        print(f"error: {e}; nothing written", file=sys.stderr)
-        return 1
     finally:
         env.close()
     path = save_episodes(args.out, batch)
@@ -269,7 +282,7 @@ def require_expert_env(p: argparse.ArgumentParser, env_id: str) -> None:
         p.error(f"no scripted expert for {env_id!r}; supported: {', '.join(supported_env_ids())}")
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     from panda_experts import make_expert, supported_env_ids
 
     p = build_parser("Scripted expert demonstrations for panda-gym v3 tasks.",
@@ -278,6 +291,11 @@ def main(argv=None) -> int:
     require_expert_env(p, args.env)
     validate_args(p, args)
     return generate(args, make_expert, make_panda_env)
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import check_env_id  # noqa: E402
+from generate_demos import UserErrorParser, check_env_id  # noqa: E402
+
+from baselines_her.errors import run_cli  # noqa: E402
 
 # key name -> (axis, sign); axes: "right", "forward" (screen directions in the table plane), "z"
 MOVE_KEYS = {"up": ("forward", 1.0), "down": ("forward", -1.0), "right": ("right", 1.0),
@@ -296,10 +298,9 @@ def run(recorder: Recorder, events: Callable[[], Iterable], draw: Optional[Calla
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Record human demonstrations with the keyboard "
-                                            "(pygame window).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=KEY_HELP)
+    p = UserErrorParser(description="Record human demonstrations with the keyboard (pygame "
+                                    "window).",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEY_HELP)
     p.add_argument("--env", default="PandaPickAndPlace-v3", help="panda-gym env id "
                    "(end-effector control; default PandaPickAndPlace-v3)")
     p.add_argument("--out", required=True, help="native .npz demo file to write")
@@ -316,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.episodes is not None and args.episodes < 1:
@@ -343,19 +344,16 @@ def main(argv=None) -> int:
     except ImportError:
         p.error("pygame is not installed: pip install -e '.[human]'  (or pip install pygame)")
 
-    from baselines_her.demo import load_episodes_for_env, save_episodes
+    from baselines_her.demo import DemoError, load_episodes_for_env, save_episodes
     from baselines_her.envs import make_env
 
     initial = None
     if args.append and os.path.exists(out):
         try:
             initial = load_episodes_for_env(out, args.env, source="human file")
-        except ValueError as e:
+        except DemoError as e:
             p.error(f"--append: {e}")
-    try:
-        env = make_env(args.env, render_mode="rgb_array")  # silences pybullet's start-up output
-    except ValueError as e:
-        p.error(str(e))
+    env = make_env(args.env, render_mode="rgb_array")  # silences pybullet's start-up output
     base = env.unwrapped
     if getattr(getattr(base, "robot", None), "control_type", None) != "ee":
         p.error(f"{args.env}: keyboard control needs a panda-gym env with end-effector control")
@@ -385,6 +383,11 @@ def main(argv=None) -> int:
     else:
         print("no episode saved; nothing written")
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
