@@ -27,7 +27,6 @@ import argparse
 import difflib
 import os
 import sys
-import time
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -64,33 +63,22 @@ def make_panda_env(env_id: str):
 
 
 class ProgressBar:
-    """A tiny in-place text progress bar on stderr (redrawn every ``every`` fraction)."""
+    """An episode counter (tqdm) on stderr, off when stderr is not a terminal or ``enabled`` is
+    False; ``update(done, extra)`` sets the count and a status text."""
 
-    def __init__(self, total: int, label: str = "", every: float = 0.05, stream=None, width: int = 30):
-        self.total = max(int(total), 1)
-        self.label = label
-        self.every = every
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self._last = -1.0
-        self._t0 = time.time()
+    def __init__(self, total: int, label: str = "", enabled: bool = True):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=max(int(total), 1), desc=label.strip() or None, unit="ep",
+                         file=sys.stderr, disable=None if enabled else True)
 
     def update(self, done: int, extra: str = "") -> None:
-        frac = min(done / self.total, 1.0)
-        if frac < 1.0 and self._last >= 0 and frac - self._last < self.every:
-            return
-        self._last = frac
-        n = int(round(frac * self.width))
-        bar = "#" * n + "-" * (self.width - n)
-        msg = f"\r{self.label}[{bar}] {done}/{self.total} {frac * 100:5.1f}% {time.time() - self._t0:6.1f}s"
         if extra:
-            msg += " " + extra
-        self.stream.write(msg)
-        self.stream.flush()
+            self._bar.set_postfix_str(extra, refresh=False)
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        self._bar.close()
 
 
 def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int]) -> Dict[str, np.ndarray]:
@@ -230,6 +218,8 @@ def build_parser(description: str, env_required: bool = True,
     p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian action noise (default 0)")
     p.add_argument("--max_attempts_factor", type=int, default=10,
                    help="with --only_success, give up after this many times --episodes attempts")
+    p.add_argument("--no_progress", action="store_true",
+                   help="no progress bar (it is shown only when stderr is a terminal)")
     return p
 
 
@@ -260,7 +250,7 @@ def generate(args, make_policy: Callable, make_env: Callable) -> int:
         batch, stats = record_episodes(
             env, policy, args.episodes, rng, args.only_success, seed=args.seed,
             noise=args.noise, max_attempts=args.max_attempts_factor * args.episodes,
-            progress=True, label=f"{args.env} ",
+            progress=not args.no_progress, label=f"{args.env} ",
         )
     finally:
         env.close()
