@@ -25,6 +25,8 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "policy_save_interval": 5,  # policy_{epoch}.pkl every K epochs; 0 disables
     "num_threads": 0,  # TF intra/inter-op threads; 0 = TensorFlow's default
     "num_cpu": 1,  # MPI workers; >1 re-launches itself under the environment's mpiexec
+    "jit_compile": True,  # XLA-compile the update (several updates per compiled call)
+    "save_buffer": True,  # keep the replay buffer in the checkpoint (resume refills it otherwise)
     # networks and optimisation (baselines values)
     "max_u": 1.0,
     "layers": 3,
@@ -77,6 +79,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "human_ratio": 0.0,
     "human_her": True,
     "human_bc": False,
+    "human_norm": True,  # human episodes update the observation/goal normalisers
 })
 
 ALGO_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
@@ -287,7 +290,8 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
 
 # Flags that may differ from a run's params.json on --resume: they change how the run is watched
 # and saved, not what it computes (n_epochs may only grow).
-RESUME_MUTABLE = ("n_epochs", "policy_save_interval", "num_threads", "logdir")
+RESUME_MUTABLE = ("n_epochs", "policy_save_interval", "num_threads", "logdir", "jit_compile",
+                  "save_buffer")
 
 
 def prepare_resume_params(logdir: str, overrides: Mapping[str, Any] | None = None) -> Params:

@@ -1,8 +1,10 @@
 """The learner: DDPG and TD3 are one agent with flags (``n_critics``, ``policy_delay``,
 ``target_noise``, ``target_noise_clip``); DDPG is TD3 with those off.
 
-Numerics live in one ``tf.function`` (:meth:`DDPG.train_step`): it takes a dict of preprocessed
-arrays and returns a dict of losses. Normalisation, MPI and bookkeeping stay in plain Python.
+Numerics live in compiled functions: in one process :meth:`DDPG._fused_steps` (XLA) runs ``K``
+updates on a stack of ``K`` preprocessed batches and returns a dict of per-update losses; under MPI
+the same step is split into compiled gradient and apply functions with the all-reduce between
+them. Normalisation, MPI and bookkeeping stay in plain Python.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from baselines_her.networks import (NumpyActor, build_actor, build_critic, model
 from baselines_her.normalizer import Normalizer
 
 POLICY_FORMAT_VERSION = 1
+TRAIN_KEYS = ("o", "g", "o_2", "u", "r", "w", "bc")  # the batch arrays an update reads
 
 
 class DDPG:
@@ -51,34 +54,33 @@ class DDPG:
             self.target_actor.variables + [v for c in self.target_critics for v in c.variables],
             self.actor.variables + [v for c in self.critics for v in c.variables]))
         self.n_ranks = mpi_util.size()  # read here: mpi4py calls inside tf.function confuse AutoGraph
-        self.train_step = tf.function(self._train_step, jit_compile=False)
-        self._update_target = tf.function(self._polyak_update)
+        self._out_dtypes = {"critic_loss": tf.float32, "actor_loss": tf.float32,
+                            "bc_loss": tf.float32, "bc_rows_kept": tf.float32,
+                            "q_mean": tf.float32, "td_abs": tf.float32,
+                            "actor_updated": tf.bool, "weights_finite": tf.bool}
+        if self.n_ranks == 1:
+            # One XLA-compiled call runs a whole stack of updates (see train_batches).
+            self._steps = tf.function(self._fused_steps, jit_compile=p.jit_compile)
+        else:
+            # Gradients are averaged over ranks between compiled gradient and apply functions.
+            self._critic_grads_c = tf.function(self._critic_grads, jit_compile=p.jit_compile)
+            self._actor_grads_c = tf.function(self._actor_grads, jit_compile=p.jit_compile)
+            self._apply_critic_c = tf.function(self._apply_critic, jit_compile=p.jit_compile)
+            self._apply_actor_c = tf.function(self._apply_actor, jit_compile=p.jit_compile)
+            self._finish_c = tf.function(self._finish_step, jit_compile=p.jit_compile)
+        self._update_target = tf.function(self._polyak_update, jit_compile=p.jit_compile)
         self._q_pi = tf.function(self._q_of_policy)
 
     # ---- numerics (inside tf.function) -------------------------------------------------------
     def _critic_in(self, obs, u):
         return tf.concat([obs, u / self.max_u], axis=-1)
 
-    def _reduce(self, grads):
-        """Average gradients over MPI ranks (identity in one process)."""
-        if self.n_ranks == 1:
-            return grads
-        flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
-        flat = tf.numpy_function(lambda x: mpi_util.allreduce_mean(x).astype(np.float32),
-                                 [flat], tf.float32, stateful=True)
-        out, offset = [], 0
-        for g in grads:
-            n = int(np.prod(g.shape))
-            out.append(tf.reshape(flat[offset:offset + n], g.shape))
-            offset += n
-        return out
-
-    def _train_step(self, batch):
-        """One critic update (and, every ``policy_delay`` steps, one actor update).
+    def _critic_grads(self, batch):
+        """Critic loss and its gradient (before any update of this step); ``y`` is the TD target.
 
         ``batch``: ``obs, obs_2 (B, do+dg)`` normalised; ``u (B, du)``; ``r (B,)``; ``w (B,)``
         importance weights (ones for uniform replay); ``bc (B,)`` 1 on rows that get the
-        behaviour-cloning loss. Returns losses and per-row ``td_abs``.
+        behaviour-cloning loss.
         """
         p = self.params
         obs, obs_2, u = batch["obs"], batch["obs_2"], batch["u"]
@@ -94,34 +96,101 @@ class DDPG:
         with tf.GradientTape() as tape:
             qs = [c(self._critic_in(obs, u)) for c in self.critics]
             critic_loss = tf.add_n([losses.critic_loss(q, y, w) for q in qs])
-        grads = self._reduce(tape.gradient(critic_loss, self.critic_vars))
+        grads = tape.gradient(critic_loss, self.critic_vars)
+        return grads, {"critic_loss": critic_loss, "q_mean": tf.reduce_mean(qs[0]),
+                       "td_abs": tf.abs(y - qs[0])[:, 0]}
+
+    def _actor_grads(self, batch):
+        """Actor loss and its gradient, from the critic as it is when called (after this step's
+        critic update). With the Q-filter, ``Q(s, a_demo)`` and ``Q(s, pi(s))`` come from that same
+        critic in one forward pass, so the filter compares two values of one function.
+        """
+        p = self.params
+        obs, u = batch["obs"], batch["u"]
+        bc, bc_rows = tf.constant(0.0), tf.constant(0.0)
+        with tf.GradientTape() as tape:
+            pi = self.max_u * self.actor(obs)
+            if self.use_bc and p.q_filter:
+                both = self.critics[0](tf.concat([self._critic_in(obs, pi),
+                                                  self._critic_in(obs, u)], axis=0))
+                q_pi, q_demo = tf.split(both, 2, axis=0)
+            else:
+                q_pi = self.critics[0](self._critic_in(obs, pi))
+            if self.use_bc:
+                mask = batch["bc"]
+                if p.q_filter:
+                    mask = losses.q_filter_mask(mask, q_demo, q_pi)
+                bc, bc_rows = losses.bc_loss(pi, u, mask), tf.reduce_sum(mask)
+                loss = losses.actor_loss_with_bc(q_pi, pi, self.max_u, p.action_l2, bc,
+                                                 p.prm_loss_weight, p.aux_loss_weight)
+            else:
+                loss = losses.actor_loss(q_pi, pi, self.max_u, p.action_l2)
+        grads = tape.gradient(loss, self.actor_vars)
+        return grads, {"actor_loss": loss, "bc_loss": bc, "bc_rows_kept": bc_rows}
+
+    def _apply_critic(self, grads):
         self.q_opt.apply_gradients(zip(grads, self.critic_vars))
 
-        def actor_update():
-            bc, bc_rows = tf.constant(0.0), tf.constant(0.0)
-            with tf.GradientTape() as tape:
-                pi = self.max_u * self.actor(obs)
-                q_pi = self.critics[0](self._critic_in(obs, pi))
-                if self.use_bc:
-                    mask = batch["bc"]
-                    if p.q_filter:
-                        mask = losses.q_filter_mask(mask, qs[0], q_pi)
-                    bc, bc_rows = losses.bc_loss(pi, u, mask), tf.reduce_sum(mask)
-                    loss = losses.actor_loss_with_bc(q_pi, pi, self.max_u, p.action_l2, bc,
-                                                     p.prm_loss_weight, p.aux_loss_weight)
-                else:
-                    loss = losses.actor_loss(q_pi, pi, self.max_u, p.action_l2)
-            grads = self._reduce(tape.gradient(loss, self.actor_vars))
-            self.pi_opt.apply_gradients(zip(grads, self.actor_vars))
-            return loss, bc, bc_rows
+    def _apply_actor(self, grads):
+        self.pi_opt.apply_gradients(zip(grads, self.actor_vars))
 
-        nan = tf.constant(np.nan, tf.float32)
-        do_actor = tf.equal(self.n_updates % p.policy_delay, 0)
-        actor_loss, bc, bc_rows = tf.cond(do_actor, actor_update, lambda: (nan, nan, nan))
+    def _finish_step(self, out: dict) -> dict:
+        """Count the update; ``weights_finite`` is False if any network weight is NaN or inf."""
         self.n_updates.assign_add(1)
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "bc_loss": bc,
-                "bc_rows_kept": bc_rows, "q_mean": tf.reduce_mean(qs[0]),
-                "td_abs": tf.abs(y - qs[0])[:, 0]}
+        finite = [tf.reduce_all(tf.math.is_finite(v)) for v in self.critic_vars + self.actor_vars]
+        return {**out, "weights_finite": tf.reduce_all(tf.stack(finite))}
+
+    def _fused_step(self, batch):
+        """One critic update and, every ``policy_delay`` steps, one actor update (one process)."""
+        critic_grads, out = self._critic_grads(batch)
+        self._apply_critic(critic_grads)
+        actor_updated = tf.equal(self.n_updates % self.params.policy_delay, 0)
+
+        def actor_update():
+            grads, actor_out = self._actor_grads(batch)
+            self._apply_actor(grads)
+            return actor_out
+
+        zero = tf.constant(0.0)
+        actor_out = tf.cond(actor_updated, actor_update, lambda: {
+            "actor_loss": zero, "bc_loss": zero, "bc_rows_kept": zero})
+        return self._finish_step({**out, **actor_out, "actor_updated": actor_updated})
+
+    def _fused_steps(self, batches):
+        """``K`` updates in one compiled call; every array of ``batches`` has a leading ``K``."""
+        k = tf.shape(batches["r"])[0]
+        outs = {key: tf.TensorArray(dtype, size=k) for key, dtype in self._out_dtypes.items()}
+        for i in tf.range(k):
+            out = self._fused_step({key: v[i] for key, v in batches.items()})
+            outs = {key: outs[key].write(i, out[key]) for key in outs}
+        return {key: a.stack() for key, a in outs.items()}
+
+    def _mpi_steps(self, batches):
+        """The same updates as :meth:`_fused_steps` with gradients averaged over MPI ranks."""
+        outs = []
+        for i in range(batches["r"].shape[0]):
+            batch = {key: v[i] for key, v in batches.items()}
+            critic_grads, out = self._critic_grads_c(batch)
+            self._apply_critic_c(self._allreduce(critic_grads))
+            actor_updated = int(self.n_updates.numpy()) % self.params.policy_delay == 0
+            zero = tf.constant(0.0)
+            actor_out = {"actor_loss": zero, "bc_loss": zero, "bc_rows_kept": zero}
+            if actor_updated:
+                actor_grads, actor_out = self._actor_grads_c(batch)
+                self._apply_actor_c(self._allreduce(actor_grads))
+            outs.append(self._finish_c({**out, **actor_out,
+                                        "actor_updated": tf.constant(actor_updated)}))
+        return {key: tf.stack([o[key] for o in outs]) for key in self._out_dtypes}
+
+    def _allreduce(self, grads):
+        flat = np.concatenate([g.numpy().ravel() for g in grads])
+        flat = mpi_util.allreduce_mean(flat).astype(np.float32)
+        out, offset = [], 0
+        for g in grads:
+            n = int(np.prod(g.shape))
+            out.append(tf.constant(flat[offset:offset + n].reshape(g.shape)))
+            offset += n
+        return out
 
     def all_variables(self) -> list:
         """Every network variable (main and target), in a fixed order."""
@@ -161,11 +230,27 @@ class DDPG:
                 "w": np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
                 "bc": np.asarray(batch.get("bc", np.zeros(n)), np.float32)}
 
+    def train_batches(self, batches: dict) -> dict:
+        """``K`` updates, one per batch: every array of ``batches`` has leading dims ``(K, B)``
+        (``o, g, o_2, u, r``, optional ``w`` and ``bc``). Returns numpy arrays with a leading
+        ``K``: losses, ``td_abs (K, B)``, ``actor_updated`` and ``weights_finite`` (see
+        :meth:`_finish_step`). The normalisers are read once for all ``K`` updates.
+        """
+        k, b = np.shape(batches["r"])[:2]
+        flat = {key: np.reshape(batches[key], (k * b,) + np.shape(batches[key])[2:])
+                for key in TRAIN_KEYS if key in batches}
+        stacked = {key: v.reshape((k, b) + v.shape[1:])
+                   for key, v in self.preprocess(flat, flat.get("w")).items()}
+        run = self._steps if self.n_ranks == 1 else self._mpi_steps
+        return {key: v.numpy() for key, v in run(stacked).items()}
+
     def train(self, batch: dict, weights: np.ndarray | None = None) -> dict:
-        if weights is None and "w" in batch:
-            weights = batch["w"]
-        out = self.train_step(self.preprocess(batch, weights))
-        return {k: v.numpy() for k, v in out.items()}
+        """One update on one batch (``o, g, o_2, u, r``, optional ``w``, ``bc``, all ``(B, ...)``)."""
+        batch = {key: batch[key] for key in TRAIN_KEYS if key in batch}
+        if weights is not None:
+            batch["w"] = weights
+        out = self.train_batches({key: np.asarray(v)[None] for key, v in batch.items()})
+        return {key: v[0] for key, v in out.items()}
 
     def update_target_net(self) -> None:
         self._update_target()

@@ -1,8 +1,9 @@
-"""The user-error type shared by every command line.
+"""The error types shared by every command line.
 
 ``UserError`` means the user can fix it (a flag, a file, an env id, a policy file, an env that
-cannot load): command lines print it as one line ``error: ...`` and exit 2. Every other exception
-is a bug and keeps its traceback.
+cannot load): command lines print it as one line ``error: ...`` and exit 2. ``TrainingDiverged``
+(a run whose numbers became NaN or inf) is one line and exit 3. Every other exception is a bug and
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ class UserError(Exception):
     """A mistake in the user's input; the message names the flag, file or key and what was expected."""
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss, TD error or weight became NaN or inf; the message says what, when, and what was kept."""
+
+
+DIVERGED_EXIT = 3
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None],
             argv: Sequence[str] | None = None) -> int:
     """Run a command line's ``main``; a :class:`UserError` becomes one stderr line and exit 2."""
@@ -24,3 +32,6 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return USER_ERROR_EXIT
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return DIVERGED_EXIT

@@ -43,8 +43,16 @@ def trajectory_energy(ag: np.ndarray, dt: float, clip_energy: float) -> np.ndarr
     return increase.sum(axis=(1, 2))
 
 
+def annealed_beta(beta0: float, progress: float) -> float:
+    """Importance-sampling exponent: ``beta0`` at the start, linearly to 1 at ``progress`` 1."""
+    return beta0 + (1.0 - beta0) * min(max(progress, 0.0), 1.0)
+
+
 class TransitionPriorities:
     """Proportional PER over transition slots of a :class:`ReplayBuffer`."""
+
+    # Priorities change after every update, so each batch is drawn after the previous update.
+    updates_priorities = True
 
     def __init__(self, buffer, alpha: float, priority_eps: float):
         self.buffer, self.T = buffer, buffer.T
@@ -86,6 +94,8 @@ class TransitionPriorities:
 
 class EpisodeEnergyPriorities:
     """Energy-based episode prioritization; the time step within an episode is uniform."""
+
+    updates_priorities = False  # energies are fixed at storage: batches can be drawn together
 
     def __init__(self, buffer, alpha: float, priority_eps: float, dt: float, clip_energy: float):
         self.buffer, self.T = buffer, buffer.T

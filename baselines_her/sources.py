@@ -28,16 +28,16 @@ class EpisodeSource:
     priorities: object = None  # prioritized.TransitionPriorities / EpisodeEnergyPriorities
     beta: float = 1.0  # current IS exponent, set by the trainer as it anneals
 
-    def sample(self, rng: np.random.Generator) -> dict:
+    def sample(self, rng: np.random.Generator, n: int) -> dict:
+        """``n`` relabelled rows with importance weights ``w`` (ones for uniform replay)."""
         if self.priorities is None:
-            batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, self.rows,
-                                        rng)
-            batch["w"] = np.ones(self.rows, np.float32)
+            batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, n, rng)
+            batch["w"] = np.ones(n, np.float32)
             return batch
-        ep_idx, t, weights, token = self.priorities.sample(rng, self.rows, self.beta)
-        batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, self.rows, rng,
+        ep_idx, t, weights, token = self.priorities.sample(rng, n, self.beta)
+        batch = self.sampler.sample(self.buffer.arrays, self.buffer.current_size, n, rng,
                                     ep_idx=ep_idx, t=t)
-        batch["w"] = np.ones(self.rows, np.float32) if weights is None else weights
+        batch["w"] = np.ones(n, np.float32) if weights is None else weights
         batch["priority_token"] = token
         return batch
 
@@ -51,22 +51,23 @@ def fixed_source(name: str, episodes: dict, sampler: HerSampler, rows: int, bc: 
     return EpisodeSource(name, buffer, sampler, rows, bc)
 
 
-def sample_mixed(sources: list[EpisodeSource], rng: np.random.Generator) -> dict:
-    """One batch: every source's rows, in order, with ``bc`` (B,) and ``rows_<name>`` counts.
+def sample_mixed(sources: list[EpisodeSource], rng: np.random.Generator, k: int = 1) -> dict:
+    """``k`` batches drawn together: each array is ``(k, batch_size, ...)``, every batch holding
+    every source's rows in the order of ``sources``; ``bc`` (k, B) marks behaviour-cloned rows.
 
-    The first source is the agent's replay buffer; its ``slot`` indices and prioritized-replay
-    token are kept and cover the first ``sources[0].rows`` rows. ``w`` holds importance weights
-    (ones outside prioritized replay: demo and human sources keep uniform sampling).
+    ``replay_rows`` (B,) is True on the rows drawn from ``sources[0]``, the agent's replay buffer;
+    ``priority_token`` (prioritized replay) covers those rows, batch after batch. ``w`` holds
+    importance weights (ones outside prioritized replay). ``rows_<name>`` counts each source's rows.
     """
-    parts = [s.sample(rng) for s in sources if s.rows > 0]
     used = [s for s in sources if s.rows > 0]
-    if len(parts) == 1:
-        batch = parts[0]
-        batch["bc"] = np.full(len(batch["r"]), float(used[0].bc), np.float32)
-    else:
-        batch = {k: np.concatenate([p[k] for p in parts]) for k in BATCH_KEYS}
-        batch["bc"] = np.concatenate([np.full(s.rows, float(s.bc), np.float32) for s in used])
-        batch["slot"] = parts[0]["slot"]
+    parts = [s.sample(rng, k * s.rows) for s in used]
+    batch = {key: np.concatenate([p[key].reshape((k, s.rows) + p[key].shape[1:])
+                                  for p, s in zip(parts, used)], axis=1) for key in BATCH_KEYS}
+    batch["bc"] = np.concatenate([np.full((k, s.rows), float(s.bc), np.float32) for s in used],
+                                 axis=1)
+    batch["replay_rows"] = np.concatenate([np.full(s.rows, s is sources[0]) for s in used])
+    if used and used[0] is sources[0]:
+        batch["slot"] = parts[0]["slot"].reshape(k, -1)
         if "priority_token" in parts[0]:
             batch["priority_token"] = parts[0]["priority_token"]
     for s in sources:

@@ -1,33 +1,32 @@
-"""The epoch loop: rollouts -> store -> n_batches x (sample -> train_step) -> target update;
-per epoch: test rollouts, log, policy files and a resumable checkpoint.
+"""The epoch loop: rollouts -> store -> updates -> target update per cycle; per epoch: test
+rollouts, a resumable checkpoint, the progress row, policy files.
+
+Order at the end of an epoch: checkpoint (holding the epoch's row), then the row in TensorBoard
+and progress.csv, then policy files. A kill at any instant therefore resumes from a complete
+checkpoint, and resume writes any row and policy files the kill cut off, so every epoch appears
+exactly once. SIGTERM / SIGINT finish the current cycle, save and exit cleanly.
 """
 from __future__ import annotations
 
-import json
+import csv
 import os
-import shutil
+import signal
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from baselines_her import mpi_util
-from baselines_her.config import Params, batch_rows
+from baselines_her import checkpoint, mpi_util
+from baselines_her.config import Params, batch_rows, prepare_resume_params
+from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.her_sampler import HerSampler
 from baselines_her.logger import Logger
 from baselines_her.policy_file import save_policy
-from baselines_her.prioritized import make_priorities
+from baselines_her.prioritized import annealed_beta, make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import RolloutWorker
 from baselines_her.seeding import seed_everything
 from baselines_her.sources import EpisodeSource, fixed_source, sample_mixed
-
-
-
-def checkpoint_dir() -> str:
-    """``checkpoint`` in one process; ``checkpoint-rank{r}`` for every MPI rank r > 0."""
-    r = mpi_util.rank()
-    return "checkpoint" if r == 0 else f"checkpoint-rank{r}"
 
 
 @dataclass
@@ -39,6 +38,7 @@ class TrainResult:
     best_epoch: int
     env_steps: int
     wall_s: float
+    stopped_by: str = ""  # the signal that stopped the run early, if one did
 
 
 def default_logdir(params: Params) -> str:
@@ -59,6 +59,40 @@ def configure_tensorflow(num_threads: int) -> None:
                  f"process with other thread settings")
     if num_threads == 1:
         tf.config.experimental.enable_op_determinism()
+
+
+class StopSignals:
+    """While active, the first SIGTERM or SIGINT asks the run to stop after the current cycle; a
+    second SIGINT interrupts at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.received = ""
+        self._previous = {}
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def requested(self) -> bool:
+        """True on every rank once any rank received a signal (one small all-reduce)."""
+        return bool(mpi_util.allreduce_sum(np.array([float(bool(self.received))]))[0])
+
+
+def _new_epoch_stats() -> dict:
+    return {"critic": [], "actor": [], "bc": [], "bc_rows": [], "train_success": [],
+            "rollout_s": 0.0, "train_s": 0.0, "elapsed_s": 0.0, "stale": 0, "env_steps": 0}
 
 
 class Trainer:
@@ -92,8 +126,11 @@ class Trainer:
                                        self.rngs.env_seeds[n_train:])
         self.logger = Logger(logdir, enabled=self.rank == 0)
         self.sources = self._build_sources(dims)
-        self.start_epoch, self.best_success, self.best_epoch, self.env_steps = 0, -1.0, -1, 0
-        self.cycles_done = 0
+        self.best_success, self.best_epoch, self.env_steps, self.cycles_done = -1.0, -1, 0, 0
+        self.position = (0, 0)  # the next (epoch, cycle) to run
+        self.stats = _new_epoch_stats()
+        self.last_row: dict | None = None  # the progress row of the last finished epoch
+        self.checkpoint_dir = checkpoint.checkpoint_dir(logdir, self.rank)
 
     def _build_sources(self, dims: tuple) -> list:
         """Replay, plus demo and human episode sources when their files are given."""
@@ -112,7 +149,8 @@ class Trainer:
             sampler = self.sampler if p.human_her else HerSampler(
                 "none", 0, T, self.spec.compute_reward, self.spec.distance_threshold)
             sources.append(fixed_source("human", human, sampler, rows["human"], p.human_bc, dims))
-            self._update_normalizers(human)
+            if p.human_norm:
+                self._update_normalizers(human)
         for s in sources[1:]:
             self.logger.info(f"{s.name} source: {s.buffer.current_size} episodes, {s.rows} rows "
                              f"per batch, behaviour cloning {'on' if s.bc else 'off'}")
@@ -131,32 +169,60 @@ class Trainer:
             self.priorities.on_store(slots, episodes)
         self._update_normalizers(episodes)
 
-    def _cycle(self, actor, stats: dict) -> None:
-        p = self.params
+    def _cycle(self, actor, epoch: int) -> None:
+        p, stats = self.params, self.stats
         t0 = time.perf_counter()
         episodes, info = self.worker.generate_rollouts(actor, explore=True)
         self._store(episodes)
-        self.env_steps += episodes["u"].shape[0] * self.spec.T
+        steps = episodes["u"].shape[0] * self.spec.T
+        self.env_steps += steps
+        stats["env_steps"] += steps
         t1 = time.perf_counter()
         replay = self.sources[0]
-        progress = self.cycles_done / max(p.n_epochs * p.n_cycles, 1)
-        replay.beta = p.beta0 + (1.0 - p.beta0) * min(progress, 1.0)  # anneal IS exponent to 1
-        for _ in range(p.n_batches):
-            batch = sample_mixed(self.sources, self.rngs.sampler)
-            out = self.agent.train(batch)
-            if self.priorities is not None:
-                stats["stale"] += self.priorities.update(batch.get("priority_token"),
-                                                         out["td_abs"][: replay.rows])
-            stats["critic"].append(out["critic_loss"])
-            if np.isfinite(out["actor_loss"]):
-                stats["actor"].append(out["actor_loss"])
-                stats["bc"].append(out["bc_loss"])
-                stats["bc_rows"].append(out["bc_rows_kept"])
+        replay.beta = annealed_beta(p.beta0, self.cycles_done / max(p.n_epochs * p.n_cycles, 1))
+        if p.n_batches:
+            per_batch = self.priorities is not None and self.priorities.updates_priorities
+            for _ in range(p.n_batches if per_batch else 1):
+                batch = sample_mixed(self.sources, self.rngs.sampler, 1 if per_batch else
+                                     p.n_batches)
+                self._train(batch, epoch)
         self.agent.update_target_net()
         self.cycles_done += 1
         stats["train_success"].append(info["success_rate"])
         stats["rollout_s"] += t1 - t0
         stats["train_s"] += time.perf_counter() - t1
+
+    def _train(self, batch: dict, epoch: int) -> None:
+        """Updates on a stack of batches; stops the run if anything became NaN or inf."""
+        out = self.agent.train_batches(batch)
+        self._check_finite(out, epoch)
+        if self.priorities is not None and self.priorities.updates_priorities:
+            self.stats["stale"] += self.priorities.update(batch.get("priority_token"),
+                                                          out["td_abs"][0][batch["replay_rows"]])
+        updated = out["actor_updated"]
+        self.stats["critic"] += out["critic_loss"].tolist()
+        self.stats["actor"] += out["actor_loss"][updated].tolist()
+        self.stats["bc"] += out["bc_loss"][updated].tolist()
+        self.stats["bc_rows"] += out["bc_rows_kept"][updated].tolist()
+
+    def _check_finite(self, out: dict, epoch: int) -> None:
+        checks = (("critic loss", out["critic_loss"]), ("actor loss", out["actor_loss"]),
+                  ("behaviour-cloning loss", out["bc_loss"]), ("TD errors", out["td_abs"]),
+                  ("network weights", out["weights_finite"]))
+        bad = [(name, np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+                                     if x.dtype != bool else ~x)) for name, x in checks]
+        bad = [(name, steps) for name, steps in bad if len(steps)]
+        if not bad:
+            return
+        first = min(int(steps[0]) for _, steps in bad)
+        update = int(self.agent.n_updates.numpy()) - len(out["critic_loss"]) + first
+        kept = (f"the last good checkpoint ({self.checkpoint_dir}) and policy files in "
+                f"{self.logdir} are kept" if os.path.isdir(self.checkpoint_dir)
+                else "no checkpoint was written yet")
+        raise TrainingDiverged(
+            f"training diverged: {', '.join(name for name, _ in bad)} became NaN or inf at epoch "
+            f"{epoch}, update {update}; stopped, {kept} (lower --Q_lr / --pi_lr or check the "
+            f"observations)")
 
     def _test(self, actor) -> tuple[float, float]:
         successes, qs, done = [], [], 0
@@ -167,48 +233,60 @@ class Trainer:
             done += episodes["u"].shape[0]
         return float(np.mean(successes)), float(np.mean(qs))
 
-    def run(self) -> TrainResult:
+    def run(self, stop: StopSignals | None = None) -> TrainResult:
         p, log = self.params, self.logger
         log.write_params(p)
         log.info(f"baselines_her: {p.env_name} algo={p.algo} seed={p.seed} T={p.T} "
                  f"epochs={p.n_epochs} ranks={mpi_util.size()} logdir={self.logdir}")
         t_start = time.perf_counter()
-        final_success = float("nan")
+        first_epoch, first_cycle = self.position
+        final_success = self.last_row["test/success_rate"] if self.last_row else float("nan")
         actor = self.agent.numpy_actor()
-        for epoch in range(self.start_epoch, p.n_epochs):
-            t_epoch = time.perf_counter()
-            stats = {"critic": [], "actor": [], "bc": [], "bc_rows": [], "train_success": [],
-                     "rollout_s": 0.0, "train_s": 0.0, "stale": 0}
-            steps_before = self.env_steps
-            for _ in range(p.n_cycles):
-                self._cycle(actor, stats)
+        for epoch in range(first_epoch, p.n_epochs):
+            t_epoch = time.perf_counter() - self.stats["elapsed_s"]
+            for cycle in range(first_cycle if epoch == first_epoch else 0, p.n_cycles):
+                self._cycle(actor, epoch)
                 actor = self.agent.numpy_actor()
+                if stop is not None and stop.requested():
+                    self.position = (epoch, cycle + 1)
+                    self.stats["elapsed_s"] = time.perf_counter() - t_epoch
+                    self.save_checkpoint()
+                    log.info(f"stopped by {stop.received or 'a signal on another rank'} at epoch "
+                             f"{epoch}, cycle {cycle + 1}/{p.n_cycles}; checkpoint saved. Resume "
+                             f"with: python -m baselines_her.her --resume --logdir={self.logdir}")
+                    return self._result(epoch - first_epoch, final_success, t_start,
+                                        stop.received or "signal")
             t_test = time.perf_counter()
             test_success, mean_q = self._test(actor)
-            test_s = time.perf_counter() - t_test
-            row = self._epoch_row(epoch, stats, test_success, mean_q, test_s,
-                                  time.perf_counter() - t_epoch, steps_before)
+            row = self._epoch_row(epoch, test_success, mean_q, time.perf_counter() - t_test,
+                                  time.perf_counter() - t_epoch)
             final_success = row["test/success_rate"]
             # Gradients are averaged over ranks, so weights must stay identical; check it.
             mpi_util.check_in_sync("network weights", self.agent.flat_weights())
-            log.log_epoch(row, p.n_epochs)
-            self._save(epoch, final_success)
-        self.logger.info(f"final test success rate: {final_success:.3f} (best "
-                         f"{self.best_success:.3f} at epoch {self.best_epoch}); policies in "
-                         f"{self.logdir}")
-        self.logger.close()
-        return TrainResult(self.logdir, p.n_epochs - self.start_epoch, final_success,
-                           self.best_success, self.best_epoch, self.env_steps,
-                           time.perf_counter() - t_start)
+            if final_success >= self.best_success:
+                self.best_success, self.best_epoch = final_success, epoch
+            self.position, self.last_row, self.stats = (epoch + 1, 0), row, _new_epoch_stats()
+            self.save_checkpoint()
+            self._publish_epoch(row)
+        log.info(f"final test success rate: {final_success:.3f} (best "
+                 f"{self.best_success:.3f} at epoch {self.best_epoch}); policies in "
+                 f"{self.logdir}")
+        log.close()
+        return self._result(p.n_epochs - first_epoch, final_success, t_start)
 
-    def _epoch_row(self, epoch, stats, test_success, mean_q, test_s, epoch_s, steps_before):
-        o_norm, g_norm = self.agent.o_norm, self.agent.g_norm
+    def _result(self, epochs_run, final_success, t_start, stopped_by="") -> TrainResult:
+        return TrainResult(self.logdir, epochs_run, final_success, self.best_success,
+                           self.best_epoch, self.env_steps, time.perf_counter() - t_start,
+                           stopped_by)
+
+    def _epoch_row(self, epoch, test_success, mean_q, test_s, epoch_s):
+        o_norm, g_norm, stats = self.agent.o_norm, self.agent.g_norm, self.stats
         mean = lambda key: np.mean(stats[key]) if stats[key] else np.nan  # noqa: E731
         local = np.array([test_success, mean_q, np.mean(stats["train_success"]), mean("critic"),
                           mean("actor"), mean("bc"), mean("bc_rows")])
         (test_success, mean_q, train_success, critic, actor, bc,
          bc_rows) = mpi_util.allreduce_mean(local)
-        epoch_steps = (self.env_steps - steps_before) * mpi_util.size()
+        epoch_steps = stats["env_steps"] * mpi_util.size()
         return {
             "epoch": epoch, "test/success_rate": float(test_success), "test/mean_Q": float(mean_q),
             "train/success_rate": float(train_success),
@@ -224,83 +302,122 @@ class Trainer:
             "time/rollout_s": stats["rollout_s"], "time/train_s": stats["train_s"],
             "time/test_s": test_s, "time/epoch_s": epoch_s,
             "perf/env_steps_per_s": epoch_steps / max(stats["rollout_s"], 1e-9),
-            "perf/updates_per_s": self.params.n_cycles * self.params.n_batches
-            / max(stats["train_s"], 1e-9),
+            "perf/updates_per_s": len(stats["critic"]) / max(stats["train_s"], 1e-9),
         }
 
     # ---- files -------------------------------------------------------------------------------
-    def _save(self, epoch: int, test_success: float) -> None:
+    def _publish_epoch(self, row: dict) -> None:
+        """The epoch's progress row, then its policy files (rank 0)."""
+        self.logger.log_epoch(row, self.params.n_epochs)
         if self.rank != 0:
-            self.save_checkpoint(epoch)  # each rank keeps its own buffer and generators
             return
+        epoch = int(row["epoch"])
         state = self.agent.policy_state(self.params.env_name)
         save_policy(os.path.join(self.logdir, "policy_latest.pkl"), state)
-        if test_success >= self.best_success:
-            self.best_success, self.best_epoch = test_success, epoch
+        if self.best_epoch == epoch:
             save_policy(os.path.join(self.logdir, "policy_best.pkl"), state)
         k = self.params.policy_save_interval
         if k > 0 and epoch % k == 0:
             save_policy(os.path.join(self.logdir, f"policy_{epoch}.pkl"), state)
-        self.save_checkpoint(epoch)
 
-    def save_checkpoint(self, epoch: int) -> None:
-        """Write the full training state to ``checkpoint/`` atomically (temp dir + rename)."""
-        final = os.path.join(self.logdir, checkpoint_dir())
-        tmp, old = final + ".tmp", final + ".old"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)  # makedirs also creates logdir on ranks without a logger
-        self.agent.tf_checkpoint().write(os.path.join(tmp, "tf"))
-        np.savez(os.path.join(tmp, "state.npz"), **self.buffer.state_dict(),
-                 **self.agent.normalizer_state(),
-                 **(self.priorities.state_dict() if self.priorities is not None else {}))
-        meta = {"epoch": epoch, "best_success": self.best_success, "best_epoch": self.best_epoch,
-                "env_steps": self.env_steps, "cycles_done": self.cycles_done,
-                "rng": {"rollout": self.rngs.rollout.bit_generator.state,
-                        "sampler": self.rngs.sampler.bit_generator.state,
-                        "envs": [r.bit_generator.state for r in self._env_rngs()]}}
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump(meta, f)
-        if os.path.exists(final):
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+    def _generators(self) -> dict:
+        return {"rollout": self.rngs.rollout, "sampler": self.rngs.sampler,
+                "envs": self.worker.env_rngs + self.evaluator.env_rngs}
 
-    def _env_rngs(self) -> list:
-        return self.worker.env_rngs + self.evaluator.env_rngs
-
-    def load_checkpoint(self) -> None:
-        path = os.path.join(self.logdir, checkpoint_dir())
-        if not os.path.isdir(path) and os.path.isdir(path + ".old"):
-            path += ".old"  # crashed between the two renames
-        if not os.path.exists(os.path.join(path, "meta.json")):
-            raise FileNotFoundError(f"--resume: no checkpoint in {self.logdir} "
-                                    f"(expected {checkpoint_dir()}/meta.json)")
-        with open(os.path.join(path, "meta.json")) as f:
-            meta = json.load(f)
-        self.agent.tf_checkpoint().read(os.path.join(path, "tf")).assert_existing_objects_matched()
-        with np.load(os.path.join(path, "state.npz"), allow_pickle=False) as state:
-            self.buffer.load_state_dict(state)
-            self.agent.load_normalizer_state(state)
+    def save_checkpoint(self) -> None:
+        """Everything needed to continue the run at :attr:`position` (see checkpoint.py)."""
+        arrays = dict(self.agent.normalizer_state())
+        if self.params.save_buffer:
+            arrays.update(self.buffer.state_dict())
             if self.priorities is not None:
-                self.priorities.load_state_dict(state)
-        self.rngs.rollout.bit_generator.state = meta["rng"]["rollout"]
-        self.rngs.sampler.bit_generator.state = meta["rng"]["sampler"]
-        for rng, state in zip(self._env_rngs(), meta["rng"]["envs"]):
-            rng.bit_generator.state = state
-        self.start_epoch = meta["epoch"] + 1
+                arrays.update(self.priorities.state_dict())
+        meta = {"position": list(self.position), "best_success": self.best_success,
+                "best_epoch": self.best_epoch, "env_steps": self.env_steps,
+                "cycles_done": self.cycles_done, "stats": self.stats, "last_row": self.last_row,
+                "has_buffer": bool(self.params.save_buffer),
+                "rng": checkpoint.generator_states(self._generators())}
+        checkpoint.write_snapshot(self.checkpoint_dir, self.agent.tf_checkpoint(), arrays, meta)
+
+    def load_checkpoint(self, snapshot: str) -> None:
+        meta = checkpoint.read_meta(snapshot)
+        self.agent.tf_checkpoint().read(checkpoint.tf_prefix(snapshot)).assert_existing_objects_matched()
+        arrays = checkpoint.read_arrays(snapshot)
+        self.agent.load_normalizer_state(arrays)
+        if meta["has_buffer"]:
+            self.buffer.load_state_dict(arrays)
+            if self.priorities is not None:
+                self.priorities.load_state_dict(arrays)
+        else:
+            self.logger.info("the checkpoint holds no replay buffer (--save_buffer=0): resuming "
+                             "with an empty buffer")
+        checkpoint.restore_generator_states(self._generators(), meta["rng"])
+        self.position = tuple(meta["position"])
         self.best_success, self.best_epoch = meta["best_success"], meta["best_epoch"]
         self.env_steps, self.cycles_done = meta["env_steps"], meta["cycles_done"]
-        self.logger.info(f"resumed from {path} at epoch {self.start_epoch}")
+        self.stats, self.last_row = meta["stats"], meta["last_row"]
+        self.logger.info(f"resumed from {snapshot} at epoch {self.position[0]}, cycle "
+                         f"{self.position[1]}")
+        if self.last_row is not None and _last_logged_epoch(self.logdir) < self.last_row["epoch"]:
+            self._publish_epoch(self.last_row)  # the kill came between checkpoint and row
+
+
+def _progress_path(logdir: str) -> str:
+    return os.path.join(logdir, "progress.csv")
+
+
+def _last_logged_epoch(logdir: str) -> int:
+    path = _progress_path(logdir)
+    if not os.path.exists(path):
+        return -1
+    with open(path, newline="") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
+    return max(epochs, default=-1)
+
+
+def _keep_progress_before(logdir: str, epoch: int) -> None:
+    """Drop progress.csv rows of epochs >= ``epoch`` and a partly written last line."""
+    from baselines_her.atomic import atomic_open
+    path = _progress_path(logdir)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    if not lines:
+        return
+    header = next(csv.reader(lines[:1]))
+    kept = [lines[0]]
+    for line in lines[1:]:
+        fields = next(csv.reader([line]), [])
+        if (line.endswith("\n") and len(fields) == len(header) and fields[0].isdigit()
+                and int(fields[0]) < epoch):
+            kept.append(line)
+    with atomic_open(path, "w", newline="") as f:
+        f.writelines(kept)
 
 
 def train(params: Params, logdir: str | None = None, resume: bool = False) -> TrainResult:
+    """Train one run; with ``resume`` continue the run in ``logdir`` from its checkpoint.
+
+    Raises :class:`UserError` for a logdir that already holds a run (without ``resume``) or holds
+    no checkpoint (with it), and :class:`TrainingDiverged` when a value becomes NaN or inf.
+    """
     # Rank 0 names the run (default names hold a timestamp that other ranks could disagree on).
     logdir = mpi_util.broadcast_object(logdir or params.logdir or default_logdir(params))
-    if (not resume and mpi_util.rank() == 0
-            and os.path.exists(os.path.join(logdir, "progress.csv"))):
-        raise FileExistsError(f"{logdir} already holds a run (progress.csv); pass --resume to "
-                              f"continue it or choose another --logdir")
-    trainer = Trainer(params, logdir)
+    snapshot = None
     if resume:
-        trainer.load_checkpoint()
-    return trainer.run()
+        params = prepare_resume_params(logdir, {k: v for k, v in params.items() if k != "T"})
+        directory = checkpoint.checkpoint_dir(logdir, mpi_util.rank())
+        snapshot = checkpoint.latest_snapshot(directory)
+        if snapshot is None:
+            raise UserError(f"--resume: no checkpoint in {directory} (the run stopped before "
+                            f"its first checkpoint); start it again without --resume")
+        if mpi_util.rank() == 0:
+            _keep_progress_before(logdir, checkpoint.read_meta(snapshot)["position"][0])
+    elif mpi_util.rank() == 0 and os.path.exists(_progress_path(logdir)):
+        raise UserError(f"{logdir} already holds a run (progress.csv); pass --resume to continue "
+                        f"it or choose another --logdir")
+    trainer = Trainer(params, logdir)
+    if snapshot is not None:
+        trainer.load_checkpoint(snapshot)
+    with StopSignals() as stop:
+        return trainer.run(stop)

@@ -65,16 +65,19 @@ def test_sample_mixed_row_counts_and_bc_mask(rows):
     sources = [EpisodeSource("replay", replay, sampler, n_replay, False),
                fixed_source("demo", episodes(3, 2.0), sampler, n_demo, True, (DO, DG, DU)),
                fixed_source("human", episodes(3, 3.0), sampler, n_human, False, (DO, DG, DU))]
-    batch = sample_mixed(sources, np.random.default_rng(0))
+    k = 3
+    batch = sample_mixed(sources, np.random.default_rng(0), k)
     total = n_replay + n_demo + n_human
-    assert batch["u"].shape == (total, DU) and batch["r"].shape == (total,)
-    source_of_row = batch["u"][:, 0]  # each source's episodes hold its own constant
-    assert (source_of_row == 1.0).sum() == n_replay
-    assert (source_of_row == 2.0).sum() == n_demo
-    assert (source_of_row == 3.0).sum() == n_human
+    assert batch["u"].shape == (k, total, DU) and batch["r"].shape == (k, total)
+    source_of_row = batch["u"][:, :, 0]  # each source's episodes hold its own constant
+    for one_batch in source_of_row:
+        assert (one_batch == 1.0).sum() == n_replay
+        assert (one_batch == 2.0).sum() == n_demo
+        assert (one_batch == 3.0).sum() == n_human
+        np.testing.assert_array_equal(batch["replay_rows"], one_batch == 1.0)
     np.testing.assert_array_equal(batch["bc"], (source_of_row == 2.0).astype(np.float32))
     assert (batch["rows_replay"], batch["rows_demo"], batch["rows_human"]) == rows
-    assert len(batch["slot"]) == n_replay
+    assert batch["slot"].shape == (k, n_replay)
 
 
 def test_demo_file_turns_on_bc_unless_told_otherwise():

@@ -1,4 +1,4 @@
-"""End-to-end: learning smoke test, reproducibility, policy files, play.py, resume, CLI errors."""
+"""End-to-end: learning smoke test, reproducibility, policy files, play.py, resume."""
 import csv
 import os
 import pickle
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from baselines_her.config import prepare_params
-from baselines_her.her import main as her_main
 from baselines_her.policy_file import actor_from_state, load_policy
 from baselines_her.train import train
 
@@ -122,15 +121,3 @@ def test_policy_file_refuses_code(tmp_path):
     path.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}))
     with pytest.raises(ValueError, match="plain data only; refusing"):
         load_policy(str(path))
-
-
-def test_cli_errors(tmp_path, capsys):
-    assert her_main(["--env=PandaPushh-v3"]) == 2
-    assert "did you mean" in capsys.readouterr().err.lower()
-    assert her_main(["--batchsize=3"]) == 2
-    assert "Valid keys" in capsys.readouterr().err
-    (tmp_path / "progress.csv").write_text("epoch\n0\n")
-    assert her_main([f"--logdir={tmp_path}", "--n_epochs=1"]) == 2
-    assert "--resume" in capsys.readouterr().err
-    assert her_main(["--help"]) == 0
-    assert "--replay_strategy='future'" in capsys.readouterr().out

@@ -1,0 +1,110 @@
+"""Resumable training state on disk, valid after a kill at any instant.
+
+``<logdir>/checkpoint/`` (``checkpoint-rank{r}/`` for MPI rank r > 0) holds complete snapshots
+``step-<n>/`` and a one-line file ``latest`` naming the snapshot to resume from. A snapshot is
+written under a temporary name, synced, renamed, and only then does ``latest`` switch to it (an
+atomic rename), so ``latest`` names a complete snapshot at every instant; older snapshots are
+deleted after the switch. A snapshot holds:
+
+- ``tf.*``: networks, target networks, optimisers, update counter, target-noise generator;
+- ``arrays.npz``: replay buffer (unless ``--save_buffer=0``), normalisers, priorities;
+- ``meta.json``: position (next epoch and cycle), counters, numpy generator states, the partial
+  statistics of the current epoch and the row of the last finished epoch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+from baselines_her.atomic import atomic_write_bytes
+
+LATEST = "latest"
+_PREFIX = "step-"
+
+
+def checkpoint_dir(logdir: str, rank: int) -> str:
+    """``checkpoint`` for rank 0 (and one process); ``checkpoint-rank{r}`` for rank r > 0."""
+    return os.path.join(logdir, "checkpoint" if rank == 0 else f"checkpoint-rank{rank}")
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _snapshot_index(name: str) -> int:
+    body = name.lstrip(".")[len(_PREFIX):].split(".")[0]
+    return int(body) if body.isdigit() else -1
+
+
+def write_snapshot(directory: str, tf_checkpoint, arrays: dict, meta: dict) -> str:
+    """Write one complete snapshot into ``directory``, switch ``latest`` to it, delete the others."""
+    os.makedirs(directory, exist_ok=True)
+    existing = [_snapshot_index(n) for n in os.listdir(directory) if _PREFIX in n]
+    name = f"{_PREFIX}{max(existing, default=-1) + 1}"
+    tmp = os.path.join(directory, f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    tf_checkpoint.write(os.path.join(tmp, "tf"))
+    np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    for entry in os.listdir(tmp):
+        _fsync(os.path.join(tmp, entry))
+    _fsync(tmp)
+    final = os.path.join(directory, name)
+    os.rename(tmp, final)
+    _fsync(directory)
+    atomic_write_bytes(os.path.join(directory, LATEST), (name + "\n").encode())
+    for entry in os.listdir(directory):
+        if _PREFIX in entry and entry != name:
+            shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+    return final
+
+
+def latest_snapshot(directory: str) -> str | None:
+    """The snapshot that ``latest`` names, or None when there is none yet."""
+    try:
+        with open(os.path.join(directory, LATEST)) as f:
+            name = f.read().strip()
+    except FileNotFoundError:
+        return None
+    path = os.path.join(directory, name)
+    if not name.startswith(_PREFIX) or not os.path.isfile(os.path.join(path, "meta.json")):
+        raise RuntimeError(f"{directory}/{LATEST} names {name!r}, which is not a complete "
+                           f"snapshot")
+    return path
+
+
+def read_meta(snapshot: str) -> dict:
+    with open(os.path.join(snapshot, "meta.json")) as f:
+        return json.load(f)
+
+
+def read_arrays(snapshot: str) -> dict:
+    with np.load(os.path.join(snapshot, "arrays.npz"), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def tf_prefix(snapshot: str) -> str:
+    return os.path.join(snapshot, "tf")
+
+
+def generator_states(generators: dict) -> dict:
+    """JSON-ready states of named numpy generators (values: a generator or a list of them)."""
+    def state(g):
+        return [x.bit_generator.state for x in g] if isinstance(g, list) else g.bit_generator.state
+    return {name: state(g) for name, g in generators.items()}
+
+
+def restore_generator_states(generators: dict, states: dict) -> None:
+    for name, g in generators.items():
+        for one, s in zip(g if isinstance(g, list) else [g],
+                          states[name] if isinstance(g, list) else [states[name]]):
+            one.bit_generator.state = s
