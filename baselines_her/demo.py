@@ -19,7 +19,6 @@ format. This module imports no other demo module; the command line is
 """
 from __future__ import annotations
 
-import io
 import os
 import sys
 import warnings
@@ -29,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from baselines_her.errors import UserError
-from baselines_her.policy_file import atomic_write_bytes
+from baselines_her.atomic import atomic_open
 from baselines_her.replay_buffer import EPISODE_KEYS, check_episode_batch, episode_shapes
 
 CONVERT_HINT = ("convert it with `python -m baselines_her.demo convert --from-baselines OLD.npz "
@@ -207,9 +206,8 @@ def save_episodes(path, batch: dict) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise DemoError(f"{path}: directory {directory} does not exist")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **batch)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, **batch)
     return path
 
 

@@ -17,10 +17,12 @@ metres. Blank lines and lines starting with ``#`` are skipped.
 2. ``--align object-goal``: x and y are shifted and scaled per episode so that the recorded object
    lands on the sim's object and the recorded goal on the sim's goal (after the env's reset with
    seed ``--seed + i``). The recorded goal is the last sample; the recorded object is the hand at
-   the grasp, the first sample whose opening is below ``--close_below`` after an open one. An
-   axis along which object and goal lie less than 2 cm apart in the recording is only shifted
-   (the object lands exactly); without a grasp (or without an object in the env) both axes are
-   shifted so the goal lands. ``--align none`` keeps the mapped coordinates.
+   the grasp, the first sample whose opening is below ``--close_below`` after an open one. Along
+   an axis where object and goal lie less than 5 cm apart in the recording a scale would blow
+   up the noise, so that axis is shifted instead: by the object's offset up to the grasp, then
+   blended linearly (by sample) into the goal's offset at the last sample ("blend" in the
+   report). Without a grasp (or without an object in the env) both axes are shifted so the goal
+   lands. ``--align none`` keeps the mapped coordinates.
 3. ``--approach_steps 8``: the first steps go in a straight line from the robot's start to the
    first sample.
 4. The remaining T - approach steps cover the whole recording by sample index (it is not real
@@ -45,7 +47,7 @@ from baselines_her.motion_import import Motion, check_close_below, resample_moti
 
 DEFAULT_AXES = "z,-x,y"
 ALIGN_CHOICES = ("object-goal", "none")
-MIN_SPAN = 0.02  # metres: below this, an axis is shifted only
+MIN_SPAN = 0.05  # metres: below this, an axis is shifted only
 _NUM = r"([-+0-9.eE]+|nan|inf)"
 _LINE = re.compile(r"^\s*(\d+)\s+\(\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*,\s*" + _NUM +
                    r"\s*\)\s+" + _NUM + r"\s*$", re.IGNORECASE)
@@ -119,21 +121,30 @@ def grasp_sample(opening: np.ndarray, close_below: float) -> Optional[int]:
     return int(hits[0]) if len(hits) else None
 
 
-def align_xy(path: np.ndarray, rec_object: Optional[np.ndarray], rec_goal: np.ndarray,
-             sim_object: Optional[np.ndarray], sim_goal: np.ndarray) -> tuple:
-    """Shift and scale x and y of ``path`` (module docstring, step 2); returns
-    ``(aligned path, per-axis scales)``."""
-    out, scales = path.copy(), []
+def align_xy(path: np.ndarray, grasp: Optional[int], sim_object: Optional[np.ndarray],
+             sim_goal: np.ndarray) -> tuple:
+    """Move x and y of ``path`` so that sample ``grasp`` lands on ``sim_object`` and the last
+    sample on ``sim_goal`` (module docstring, step 2); returns ``(aligned path, how)`` with
+    ``how`` per axis: the scale, or ``"blend"``, or ``"shift"`` (goal only)."""
+    out, how = path.copy(), []
+    goal_rec = path[-1]
+    n = len(path)
     for j in range(2):
-        if rec_object is None or sim_object is None:
-            scale, offset = 1.0, sim_goal[j] - rec_goal[j]
-        else:
-            span = rec_goal[j] - rec_object[j]
-            scale = (sim_goal[j] - sim_object[j]) / span if abs(span) >= MIN_SPAN else 1.0
-            offset = sim_object[j] - scale * rec_object[j]
-        out[:, j] = scale * path[:, j] + offset
-        scales.append(scale)
-    return out, scales
+        if grasp is None or sim_object is None:
+            out[:, j] += sim_goal[j] - goal_rec[j]
+            how.append("shift")
+            continue
+        span = goal_rec[j] - path[grasp, j]
+        if abs(span) >= MIN_SPAN:
+            scale = (sim_goal[j] - sim_object[j]) / span
+            out[:, j] = sim_object[j] + scale * (path[:, j] - path[grasp, j])
+            how.append(f"scale {scale:.2f}")
+            continue
+        at_object, at_goal = sim_object[j] - path[grasp, j], sim_goal[j] - goal_rec[j]
+        w = np.clip((np.arange(n) - grasp) / max(n - 1 - grasp, 1), 0.0, 1.0)
+        out[:, j] += at_object + w * (at_goal - at_object)
+        how.append("blend")
+    return out, how
 
 
 def vr_episode(env, T: int, rec: VRRecording, seed: int, env_name: str, axes: tuple,
@@ -155,10 +166,10 @@ def vr_episode(env, T: int, rec: VRRecording, seed: int, env_name: str, axes: tu
                             f"shape {goal.shape}: use --align none")
         k = grasp_sample(opening, close_below)
         sim_object = object_position(base)
-        path, scales = align_xy(path, None if k is None else path[k], path[-1], sim_object, goal)
-        how = (f"grasp at sample {k} -> object, last sample -> goal" if k is not None and
-               sim_object is not None else "shifted so the last sample lands on the goal")
-        notes.append(f"aligned ({how}; x scale {scales[0]:.2f}, y scale {scales[1]:.2f})")
+        path, how = align_xy(path, k, sim_object, goal)
+        what = (f"grasp at sample {k} -> object, last sample -> goal" if k is not None and
+                sim_object is not None else "last sample -> goal")
+        notes.append(f"aligned ({what}; x {how[0]}, y {how[1]})")
     steps = T - approach_steps
     if rate_hz is None:
         body, grip = spread(path, steps, rec.index), spread(opening[:, None], steps, rec.index)

@@ -1,6 +1,9 @@
 """Demo files (baselines_her.demo): load_episodes error paths and messages, num handling,
-save/load round trip, the two pickled-format converters, and the CLI's exit codes."""
+save/load round trip, the two pickled-format converters, the CLI's exit codes, and the module
+layout (the format module is a leaf; no import cycle among the demo modules)."""
 
+import ast
+import glob
 import os
 import pickle
 import subprocess
@@ -377,3 +380,59 @@ def test_cli_as_module(tmp_path):
     r = subprocess.run(run + ["convert", "--from-pickle-episodes", str(tmp_path / "no.pkl"),
                               str(tmp_path / "o.npz")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no.pkl: no such file" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# module layout
+
+PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "baselines_her")
+DEMO_MODULES = {"demo", "demo_cli", "demo_convert", "demo_human_buffer", "demo_tracking",
+                "demo_vr", "motion_import"}
+
+
+def package_imports(path):
+    """baselines_her modules a file imports anywhere (functions included), except under
+    ``if __name__ == "__main__"``."""
+    found = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node):
+            t = node.test
+            if isinstance(t, ast.Compare) and getattr(t.left, "id", None) == "__name__":
+                return
+            self.generic_visit(node)
+
+        def visit_Import(self, node):
+            found.update(a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("baselines_her."))
+
+        def visit_ImportFrom(self, node):
+            if node.module == "baselines_her":
+                found.update(a.name for a in node.names)
+            elif node.module and node.module.startswith("baselines_her."):
+                found.add(node.module.split(".")[1])
+
+    with open(path) as fh:
+        Visitor().visit(ast.parse(fh.read()))
+    return found
+
+
+def test_no_import_cycle_through_demo_modules():
+    graph = {os.path.basename(p)[:-3]: package_imports(p)
+             for p in glob.glob(os.path.join(PKG, "*.py"))}
+    assert DEMO_MODULES <= set(graph)
+    # the file format is a leaf: no other demo module, no command line
+    assert not graph["demo"] & (DEMO_MODULES - {"demo"}), graph["demo"]
+
+    def reaches(start, goal, seen):
+        for nxt in graph.get(start, ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                if reaches(nxt, goal, seen):
+                    return True
+        return False
+
+    cycles = [m for m in sorted(DEMO_MODULES) if reaches(m, m, set())]
+    assert not cycles, f"import cycle through {cycles}"

@@ -100,6 +100,33 @@ def test_resampling_time_warped_and_lengths():
     assert np.allclose(pos[-1], EE0 + 0.2)
 
 
+def test_import_motion_stretch_long_and_untimed(tmp_path, reach_env, capsys):
+    tt = 10.0 * np.linspace(0, 1, 21) ** 2  # 10 s, uneven: real time keeps only its first 2 s
+    end = np.array([0.15, 0.1, 0.08])
+    motion = read_motion_csv(write_csv(tmp_path / "long.csv", tt, line_path(tt, 10.0, end)))
+    _, rep = motion_import.replay_motion(reach_env, motion, T, 0, "PandaReach-v3")
+    assert "truncated, the last 8.00 s are not used" in rep["note"]
+    assert np.allclose(rep["targets"][-1], line_path([2.0], 10.0, end)[0])
+    ep, rep = motion_import.replay_motion(reach_env, motion, T, 0, "PandaReach-v3", stretch=True)
+    assert rep["note"] == "21 samples stretched over T=50 steps (by 't'): 10.00 s played in 2.00 s"
+    assert np.allclose(rep["targets"], line_path(np.linspace(0, 10.0, T + 1), 10.0, end))
+    assert np.linalg.norm(ep["o"][-1, :3] - end) < 0.01
+    # untimed: no t column; rows spread evenly over the steps
+    rows = line_path(np.array([0.0, 0.5, 2.0]), 2.0, end)
+    untimed = tmp_path / "untimed.csv"
+    untimed.write_text("x,y,z\n" + "".join(",".join(f"{v:.6f}" for v in r) + "\n" for r in rows))
+    out = tmp_path / "u.npz"
+    argv = ["import-motion", str(untimed), "--env", "PandaReach-v3", "--out", str(out)]
+    assert demo_cli.main(argv) == 2
+    assert capsys.readouterr().err == (f"error: {untimed}: no 't' column; pass --stretch to "
+                                       f"spread the samples over the T steps in row order\n")
+    assert demo_cli.main(argv + ["--stretch"]) == 0
+    assert "3 samples stretched over T=50 steps (by row order)" in capsys.readouterr().out
+    _, rep = motion_import.replay_motion(reach_env, read_motion_csv(str(untimed)), T, 0,
+                                         "PandaReach-v3", stretch=True)
+    assert np.allclose(rep["targets"][[0, 25, 50]], rows)  # row order, not the t of the rows
+
+
 def test_import_motion_cli_only_success_and_goal(tmp_path, capsys):
     tt = np.linspace(0, 2.0, 11)
     end = np.array([0.1, 0.1, 0.1])

@@ -1,9 +1,15 @@
-"""Synthetic "human" motion recordings: noisy, time-warped scripted-expert trajectories as CSVs.
+"""Synthetic "human" recordings: noisy, time-warped scripted-expert trajectories, written as
+motion CSVs (``import-motion``) or as VR text recordings (``import-vr``).
 
     python experiment/data_generation/synthetic_human.py --env PandaPush-v3 --episodes 100 \
         --seed 0 --outdir motions/ [--noise_m 0.003] [--drift_m 0.005] [--warp 0.3] [--rate_hz 30]
     python -m baselines_her.demo import-motion motions/*.csv --env PandaPush-v3 --seed 0 \
         --out human_push.npz
+
+    python experiment/data_generation/synthetic_human.py --env PandaPickAndPlace-v3 \
+        --episodes 100 --seed 0 --format vr --outdir vr/ [--vr_shift_m 0.05] [--vr_scale 0.1]
+    python -m baselines_her.demo import-vr vr/*.txt --env PandaPickAndPlace-v3 --seed 0 \
+        --out human_pp.npz
 
 A stand-in for a person with a motion tracker, for benchmarks and tests when no recorded human
 data is at hand; results made with it must be labelled synthetic. For episode ``i`` the scripted
@@ -21,6 +27,16 @@ is then made human-like:
 Each CSV (format: ``baselines_her.motion_import``) carries the episode's initial object
 position and goal, so ``import-motion --seed`` need not match. Each file is named
 ``<env>_<i>.csv``; the closing line gives the expert's own success rate on the raw episodes.
+
+``--format vr`` writes the VR text format of ``baselines_her.demo_vr`` instead (for the whole
+human-VR-buffer path: recordings -> ``import-vr`` -> human file): sample index (no time),
+hand position in Unity coordinates (the inverse of import-vr's default axis map, sim (x, y, z) =
+(Unity z, -Unity x, Unity y)) and finger value f = opening / 2, two decimals, as the VR recorder
+wrote them. Each episode's x and y are first moved into a "VR scene" frame of its own (scaled by
+1 + ``--vr_scale`` * N(0,1) and shifted by ``--vr_shift_m`` * N(0,1) per axis), which import-vr's
+per-episode alignment has to undo. The files are named ``synthetic_<env>_<i>.txt`` and start with
+a ``# synthetic`` comment line: they are not human recordings. They hold no object or goal, so
+``import-vr --seed`` must be this ``--seed`` for the recorded scene to match the sim's.
 """
 from __future__ import annotations
 
@@ -37,6 +53,8 @@ if _HERE not in sys.path:
 
 from generate_demos import ProgressBar, make_panda_env, require_expert_env, run_episode  # noqa: E402
 from panda_experts import EE_POS, FINGERS, make_expert, supported_env_ids  # noqa: E402
+
+from baselines_her.atomic import atomic_write_bytes  # noqa: E402
 
 
 def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
@@ -99,17 +117,36 @@ def write_motion_csv(fname: str, motion: dict, object_pos: Optional[np.ndarray],
     if goal is not None:
         cols += ["goal_x", "goal_y", "goal_z"]
         first_extra += list(goal)
-    tmp = fname + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(",".join(cols) + "\n")
-        for k, t in enumerate(motion["t"]):
-            row = [t, *motion["pos"][k]]
-            if motion["gripper"] is not None:
-                row.append(motion["gripper"][k])
-            cells = [f"{v:.6f}" for v in row]
-            cells += [f"{v:.6f}" for v in first_extra] if k == 0 else [""] * len(first_extra)
-            fh.write(",".join(cells) + "\n")
-    os.replace(tmp, fname)
+    lines = [",".join(cols)]
+    for k, t in enumerate(motion["t"]):
+        row = [t, *motion["pos"][k]]
+        if motion["gripper"] is not None:
+            row.append(motion["gripper"][k])
+        cells = [f"{v:.6f}" for v in row]
+        cells += [f"{v:.6f}" for v in first_extra] if k == 0 else [""] * len(first_extra)
+        lines.append(",".join(cells))
+    atomic_write_bytes(fname, ("\n".join(lines) + "\n").encode())
+
+
+# sim (x, y, z) = (Unity z, -Unity x, Unity y), so Unity (x, y, z) = (-sim y, sim z, sim x)
+def sim_to_unity(pos: np.ndarray) -> np.ndarray:
+    return np.stack([-pos[:, 1], pos[:, 2], pos[:, 0]], axis=1)
+
+
+def write_vr_text(fname: str, motion: dict, rng: np.random.Generator, shift_m: float,
+                  scale: float, env_name: str) -> None:
+    """One VR text recording of ``motion`` (module docstring): index, Unity position, f."""
+    pos = motion["pos"].copy()
+    centre = pos[0, :2]
+    pos[:, :2] = centre + (pos[:, :2] - centre) * (1.0 + scale * rng.standard_normal(2)) \
+        + shift_m * rng.standard_normal(2)
+    unity = sim_to_unity(pos)
+    opening = motion["gripper"] if motion["gripper"] is not None else np.zeros(len(pos))
+    lines = [f"# synthetic: scripted expert for {env_name}, made human-like by "
+             f"synthetic_human.py; not a human recording"]
+    lines += [f"{k}\t({x:.2f}, {y:.2f}, {z:.2f})\t{f / 2:.2f}"
+              for k, ((x, y, z), f) in enumerate(zip(unity, opening))]
+    atomic_write_bytes(fname, ("\n".join(lines) + "\n").encode())
 
 
 def main(argv=None) -> int:
@@ -120,16 +157,22 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i; the "
                    "noise generator is seeded with seed")
-    p.add_argument("--outdir", required=True, help="directory for the CSV files (created)")
+    p.add_argument("--outdir", required=True, help="directory for the recordings (created)")
     p.add_argument("--noise_m", type=float, default=0.003, help="white position noise std [m]")
     p.add_argument("--drift_m", type=float, default=0.005, help="slow position offset std [m]")
     p.add_argument("--warp", type=float, default=0.3, help="log-speed variation std")
     p.add_argument("--rate_hz", type=float, default=30.0, help="tracker sample rate [Hz]")
+    p.add_argument("--format", choices=("csv", "vr"), default="csv",
+                   help="csv: motion CSVs for import-motion; vr: VR text recordings for import-vr")
+    p.add_argument("--vr_shift_m", type=float, default=0.05,
+                   help="--format vr: std of the per-episode scene shift of x and y [m]")
+    p.add_argument("--vr_scale", type=float, default=0.1,
+                   help="--format vr: std of the per-episode scene scale of x and y around 1")
     args = p.parse_args(argv)
     require_expert_env(p, args.env)
     if args.episodes <= 0:
         p.error(f"--episodes must be a positive integer, got {args.episodes}")
-    for name in ("noise_m", "drift_m", "warp"):
+    for name in ("noise_m", "drift_m", "warp", "vr_shift_m", "vr_scale"):
         if not np.isfinite(getattr(args, name)) or getattr(args, name) < 0:
             p.error(f"--{name} must be a finite number >= 0, got {getattr(args, name)}")
     if not np.isfinite(args.rate_hz) or args.rate_hz <= 0:
@@ -148,15 +191,22 @@ def main(argv=None) -> int:
             path = record_expert_path(env, expert, T, args.seed + i)
             successes += path["success"]
             motion = humanize(path, dt, rng, args.noise_m, args.drift_m, args.warp, args.rate_hz)
-            write_motion_csv(os.path.join(args.outdir, f"{args.env}_{i:04d}.csv"), motion,
-                             path["object_pos"], path["goal"])
+            if args.format == "vr":
+                write_vr_text(os.path.join(args.outdir, f"synthetic_{args.env}_{i:04d}.txt"),
+                              motion, rng, args.vr_shift_m, args.vr_scale, args.env)
+            else:
+                write_motion_csv(os.path.join(args.outdir, f"{args.env}_{i:04d}.csv"), motion,
+                                 path["object_pos"], path["goal"])
             bar.update(i + 1, f"expert success {successes}/{i + 1}")
     finally:
         bar.close()
         env.close()
-    print(f"wrote {args.episodes} synthetic motion CSVs to {args.outdir} (expert success on the "
-          f"raw episodes {successes / args.episodes:.2f}); next: python -m baselines_her.demo "
-          f"import-motion {os.path.join(args.outdir, '*.csv')} --env {args.env} --out human.npz")
+    what, ext, cmd = (("VR text recordings", "txt", "import-vr") if args.format == "vr"
+                      else ("motion CSVs", "csv", "import-motion"))
+    print(f"wrote {args.episodes} synthetic {what} to {args.outdir} (expert success on the raw "
+          f"episodes {successes / args.episodes:.2f}); next: python -m baselines_her.demo {cmd} "
+          f"{os.path.join(args.outdir, '*.' + ext)} --env {args.env} --seed {args.seed} "
+          f"--out human.npz")
     return 0
 
 
