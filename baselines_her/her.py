@@ -12,6 +12,7 @@ import argparse
 import difflib
 import os
 import sys
+import warnings
 from typing import Sequence
 
 from baselines_her.errors import UserError, run_cli
@@ -108,6 +109,27 @@ def _match_launch(overrides: dict, world_size: int) -> None:
     overrides["num_cpu"] = str(world_size)
 
 
+def _check_env_and_files(params) -> None:
+    """Build the env and read the episode files once before TensorFlow starts, so that an env
+    its package cannot build or a bad demo/human file costs a second, not a TensorFlow start."""
+    from baselines_her.envs import describe_env, make_env
+    env = make_env(params.env_name)
+    try:
+        spec = describe_env(env, params.env_name)
+    finally:
+        env.close()
+    if not (params.demo_file or params.human_file):
+        return
+    from baselines_her.demo import load_episodes
+    shape = (spec.T, spec.dim_o, spec.dim_g, spec.dim_u)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the run warns when it loads them
+        if params.demo_file:
+            load_episodes(params.demo_file, *shape, num=params.num_demo, source="--demo_file")
+        if params.human_file:
+            load_episodes(params.human_file, *shape, source="--human_file")
+
+
 def _flags(overrides: dict) -> list[str]:
     return [f"--{'env' if k == 'env_name' else k}={v}" for k, v in overrides.items()]
 
@@ -132,9 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         run_dir = None
         params = prepare_params(overrides.get("env_name"), overrides)
-    # An env its package cannot build fails here, before TensorFlow starts.
-    from baselines_her.envs import make_env
-    make_env(params.env_name).close()
+    _check_env_and_files(params)
     if params.num_cpu > 1 and not launched:
         relaunch = _flags(overrides) + ([f"--resume={run_dir}"] if run_dir else [])
         mpi_util.relaunch_under_mpi(params.num_cpu, "baselines_her.her", relaunch)

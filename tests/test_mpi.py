@@ -156,3 +156,14 @@ def test_user_error_on_ranks_prints_one_line_and_aborts(failing_ranks, suffix):
     ours = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert ours == [f"error: --demo_file=missing.npz: no such file{suffix}"], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_bad_flag_under_mpiexec_is_printed_once():
+    env = {k: v for k, v in os.environ.items() if k not in mpi_util.LAUNCH_ENV_VARS}
+    out = subprocess.run([mpi_util.mpiexec_path(), "-n", "2", sys.executable, "-m",
+                          "baselines_her.her", "--seed=abc"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert out.returncode != 0
+    ours = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert ours == ["error: --seed='abc': expected int (default 0)"], out.stderr
+    assert "Traceback" not in out.stderr

@@ -44,7 +44,12 @@ from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
 
 
 class UserErrorParser(argparse.ArgumentParser):
-    """argparse whose errors are :class:`UserError`: one line through ``run_cli``, no usage."""
+    """argparse whose errors are :class:`UserError`: one line through ``run_cli``, no usage.
+    Flags must be spelled out (a prefix such as ``--episode`` is not taken for ``--episodes``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UserError(f"{message} (see --help)")
