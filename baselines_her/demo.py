@@ -212,27 +212,22 @@ def save_episodes(path, batch: dict) -> str:
 
 
 def open_env(env_name: str, render_mode: Optional[str] = None):
-    """``baselines_her.envs.make_env``; an id it rejects is the user's error (names ``--env``)."""
+    """``baselines_her.envs.make_env`` (an id it cannot use is an ``EnvError``, a user error)."""
     from baselines_her.envs import make_env  # lazy: keeps `import baselines_her.demo` light
-    try:
-        return make_env(env_name, render_mode=render_mode)
-    except ValueError as e:  # envs.py reports unknown ids and non-goal envs as ValueError
-        raise DemoError(f"--env {env_name}: {e}") from None
+    return make_env(env_name, render_mode=render_mode)
 
 
 def env_spec(env_name: str, env=None):
     """The :class:`baselines_her.envs.EnvSpec` (horizon, dims, reward) of the env ``env_name``;
     ``env``: an open instance of it to describe (else one is made and closed)."""
     from baselines_her.envs import describe_env
-    own = env is None
-    env = open_env(env_name) if own else env
+    if env is not None:
+        return describe_env(env, env_name)
+    env = open_env(env_name)
     try:
         return describe_env(env, env_name)
-    except ValueError as e:  # e.g. an asymmetric action space
-        raise DemoError(f"--env {env_name}: {e}") from None
     finally:
-        if own:
-            env.close()
+        env.close()
 
 
 if __name__ == "__main__":  # `python -m baselines_her.demo`: the command line lives in demo_cli

@@ -365,7 +365,7 @@ def test_cli_check_and_error_exit_codes(tmp_path, capsys):
         assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("sub", ["check", "convert", "import-motion"])
+@pytest.mark.parametrize("sub", ["check", "convert", "import-motion", "import-vr"])
 def test_cli_help(sub, capsys):
     with pytest.raises(SystemExit) as e:
         demo_cli.main([sub, "--help"])

@@ -217,7 +217,8 @@ def test_import_motion_cli_errors(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("t,x,y\n0,1,2\n")
     out = tmp_path / "o.npz"
-    assert demo_cli.main(["import-motion", str(bad), "--env", "PandaReach-v3", "--out", str(out)]) == 2
+    assert demo_cli.main(["import-motion", str(bad), "--env", "PandaReach-v3", "--out",
+                          str(out)]) == 2
     assert "error: " in capsys.readouterr().err and not out.exists()
     good = write_csv(tmp_path / "g.csv", np.array([0.0, 2.0]), np.array([EE0, EE0]))
     assert demo_cli.main(["import-motion", good, "--env", "PandaReachJoints-v3", "--out",
@@ -374,7 +375,8 @@ def test_synthetic_human_cli_then_import_motion(tmp_path, capsys):
     assert sh.main(["--env", "PandaPush-v3", "--episodes", "2", "--seed", "3",
                     "--outdir", str(out)]) == 0
     files = sorted(str(p) for p in out.glob("*.csv"))
-    assert [os.path.basename(f) for f in files] == ["PandaPush-v3_0000.csv", "PandaPush-v3_0001.csv"]
+    assert [os.path.basename(f) for f in files] == ["PandaPush-v3_0000.csv",
+                                                    "PandaPush-v3_0001.csv"]
     m = read_motion_csv(files[0])
     assert m.object_pos is not None and m.goal is not None and m.gripper is None
     assert "expert success on the raw episodes" in capsys.readouterr().out
@@ -386,10 +388,12 @@ def test_synthetic_human_cli_then_import_motion(tmp_path, capsys):
     assert np.allclose(batch["g"][0, 0], m.goal, atol=1e-6)
 
 
-def test_synthetic_human_cli_rejects_bad_flags(tmp_path):
+def test_synthetic_human_cli_rejects_bad_flags(tmp_path, capsys):
     import synthetic_human as sh
 
-    with pytest.raises(SystemExit):
-        sh.main(["--env", "PandaPush-v3", "--outdir", str(tmp_path), "--noise_m", "-1"])
-    with pytest.raises(SystemExit):
-        sh.main(["--env", "PandaPushJoints-v3", "--outdir", str(tmp_path)])
+    for argv, msg in ((["--env", "PandaPush-v3", "--noise_m", "-1"], "--noise_m must be a finite"),
+                      (["--env", "PandaPushJoints-v3"], "no scripted expert for"),
+                      (["--env", "PandaPush-v3", "--format", "mp3"], "--format: invalid choice")):
+        assert sh.main(argv + ["--outdir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1, err

@@ -51,10 +51,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import ProgressBar, make_panda_env, require_expert_env, run_episode  # noqa: E402
+from generate_demos import (ProgressBar, UserErrorParser, make_panda_env,  # noqa: E402
+                            require_expert_env, run_episode)
 from panda_experts import EE_POS, FINGERS, make_expert, supported_env_ids  # noqa: E402
 
 from baselines_her.atomic import atomic_write_bytes  # noqa: E402
+from baselines_her.errors import run_cli  # noqa: E402
 
 
 def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
@@ -149,9 +151,9 @@ def write_vr_text(fname: str, motion: dict, rng: np.random.Generator, shift_m: f
     atomic_write_bytes(fname, ("\n".join(lines) + "\n").encode())
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv) -> int:
+    p = UserErrorParser(description=__doc__.split("\n\n")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True,
                    help="panda-gym env id, one of: " + ", ".join(supported_env_ids()))
     p.add_argument("--episodes", type=int, default=100)
@@ -208,6 +210,11 @@ def main(argv=None) -> int:
           f"{os.path.join(args.outdir, '*.' + ext)} --env {args.env} --seed {args.seed} "
           f"--out human.npz")
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
