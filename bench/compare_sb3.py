@@ -137,7 +137,18 @@ def machine() -> dict:
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
     return {"cpu": model, "cores": cores, "python": platform.python_version(),
-            "os": platform.platform()}
+            "os": platform.platform(), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            **git_state()}
+
+
+def git_state() -> dict:
+    """The library's commit, and whether baselines_her/ differs from it (what was measured)."""
+    def git(*args):
+        out = subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--", "baselines_her")
+    return {"git_commit": git("rev-parse", "--short", "HEAD"),
+            "library_modified": None if status is None else bool(status)}
 
 
 def sb3_versions(python: str) -> dict:
@@ -300,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS, f"compare_sb3-{now.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(RESULTS, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     work = tempfile.mkdtemp(prefix="compare_sb3-")
     runs = []
     try:
@@ -320,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     sb3 = [r["wall_s"] for r in runs if r["side"] == "sb3"]
     per_pair = [s / o for o, s in zip(ours, sb3)]
     ratio_of_means = (sum(sb3) / len(sb3)) / (sum(ours) / len(ours))
-    m = machine()
+    m = {**machine(), "load_avg_at_start": load_at_start}
     result = {
         "benchmark": "compare_sb3", "date_utc": now.strftime("%Y-%m-%d %H:%M"), "machine": m,
         "env": ENV_ID, "steps": args.steps,
@@ -335,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{ENV_ID}, {args.steps} env steps + {result['updates']} updates + {N_TEST} test "
           f"episodes per run, whole processes, ours/SB3 alternating; {m['cpu']}, {m['cores']} "
-          f"cores, {result['date_utc']} UTC; SB3 {sb3_info.get('sb3')}, torch "
-          f"{sb3_info.get('torch')}\n")
+          f"cores, {result['date_utc']} UTC, load average {load_at_start[0]} at start, "
+          f"{m['load_avg_1_5_15'][0]} at end; SB3 {sb3_info.get('sb3')}, torch "
+          f"{sb3_info.get('torch')}; ours at {m['git_commit']}"
+          f"{' + uncommitted changes' if m['library_modified'] else ''}\n")
     print("| pair | side | wall s | env steps | updates | test success |")
     print("|---|---|---|---|---|---|")
     for r in runs:

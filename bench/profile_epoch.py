@@ -332,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         params = prepare_params(args.env, overrides)
     except (UserError, ValueError) as exc:  # a bad env id or value
         raise BadInput(str(exc)) from None
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     logdir = tempfile.mkdtemp(prefix="profile_epoch-")
     now = datetime.datetime.now(datetime.timezone.utc)
     out_path = args.out or os.path.join(RESULTS, f"profile_epoch-{now.strftime('%Y%m%d-%H%M%S')}"
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         e["updates"] = (e["n_updates_total"] - p) if e["n_updates_total"] is not None else None
 
     import tensorflow as tf
-    m, last = machine(), epochs[-1]
+    m, last = {**machine(), "load_avg_at_start": load_at_start}, epochs[-1]
     result = {
         "benchmark": "profile_epoch", "date_utc": now.strftime("%Y-%m-%d %H:%M"), "machine": m,
         "env": args.env, "n_cycles": params.n_cycles, "rollout_batch_size":
@@ -390,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"episodes x {params.T} steps = {last['env_steps_train']} env steps, "
                         f"{last['updates']} updates ({calls}), {params.n_test_rollouts} test "
                         f"episodes per epoch; {m['cpu']}, {m['cores']} cores, TF {tf.__version__}, "
-                        f"{result['date_utc']} UTC")
+                        f"{result['date_utc']} UTC, load average {load_at_start[0]} at start, "
+                        f"{m['load_avg_1_5_15'][0]} at end; library at {m['git_commit']}"
+                        f"{' + uncommitted changes' if m['library_modified'] else ''}")
     step_ms = 1e3 * last["rows_s"]["env_step"] / max(last["env_steps_train"], 1)
     upd_ms = 1e3 * last["rows_s"]["update"] / max(last["updates"] or 1, 1)
     print(f"\nlast epoch: env.step {step_ms:.2f} ms/step, compiled update {upd_ms:.2f} ms/update; "
