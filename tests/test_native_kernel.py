@@ -777,7 +777,67 @@ def test_sum_tree_pickle_round_trip(native):
     assert_trees_equal(a, cross, rng)
 
 
-def test_kernels_release_the_gil_and_run_concurrently(native):
+def _large_call(native, kernel: str):
+    """A call of ``kernel`` on inputs large enough to run for a few hundred milliseconds."""
+    rng = np.random.default_rng(3)
+    if kernel == "her_future_t":
+        t, u = rng.integers(0, 50, 3_000_000), rng.random(3_000_000)
+        return lambda: native.her_future_t(t, u, 50)
+    if kernel == "her_future_indices":
+        slots, u = rng.integers(0, 50_000, 2_000_000), rng.random((2, 2_000_000))
+        return lambda: native.her_future_indices(slots, u, 50, 0.8)
+    if kernel == "her_future_sample":
+        u = rng.random((3, 3_000_000))
+        return lambda: native.her_future_sample(u, 50_000, 50, 0.8)
+    if kernel == "gather_transitions":
+        o, ag, g, u = make_buffer(rng, N=200, T=50)
+        ep, t, goal_ep, goal_t = her_indices(rng, 200, 50, 400_000)
+        return lambda: native.gather_transitions(o, ag, g, u, ep, t, goal_ep, goal_t, 0.05)
+    tree = native.SumTree(1 << 21)
+    leaves = rng.integers(0, 1 << 21, 6_000_000)
+    tree.set(leaves, rng.random(len(leaves)) + 0.1)
+    targets = rng.random(1_000_000) * tree.total()
+    priorities = rng.random(len(leaves)) + 0.1
+    return {"SumTree.set": lambda: tree.set(leaves, priorities),
+            "SumTree.get": lambda: tree.get(leaves),
+            "SumTree.query": lambda: tree.query(targets),
+            "SumTree.query_weighted": lambda: tree.query_weighted(targets, 0.4)}[kernel]
+
+
+@pytest.mark.parametrize("kernel", ["her_future_t", "her_future_indices", "her_future_sample",
+                                    "gather_transitions", "SumTree.set", "SumTree.get",
+                                    "SumTree.query", "SumTree.query_weighted"])
+def test_kernel_releases_the_gil(native, kernel):
+    """While the kernel runs in another thread, this Python thread keeps running.
+
+    Holding the GIL for the whole call would stop this thread's loop for the call's duration;
+    with the GIL released its longest pause is an OS scheduling slice.
+    """
+    import threading
+    import time
+
+    call = _large_call(native, kernel)
+    span = {}
+
+    def run():
+        start = time.perf_counter()
+        call()
+        span["seconds"] = time.perf_counter() - start
+
+    worker = threading.Thread(target=run)
+    longest_pause, last = 0.0, time.perf_counter()
+    worker.start()
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest_pause, last = max(longest_pause, now - last), now
+    worker.join()
+    assert span["seconds"] > 0.02, f"{kernel} ran {span['seconds']:.3f} s: too short to tell"
+    assert longest_pause < 0.5 * span["seconds"], (
+        f"this thread stopped for {longest_pause:.3f} s of the {span['seconds']:.3f} s that "
+        f"{kernel} ran: the GIL was held")
+
+
+def test_kernels_run_concurrently_with_the_same_results(native):
     """Several threads share a tree and a buffer (GIL released in the loops; the tree locks)."""
     import concurrent.futures
 
