@@ -99,17 +99,24 @@ def test_bad_source_configs(overrides, match):
         prepare_params("PandaPush-v3", overrides)
 
 
-def test_training_with_demo_and_human_files(tmp_path):
-    """End to end: expert demos + a human file mixed into every batch; BC with Q-filter runs."""
-    import csv
+@pytest.fixture(scope="module")
+def reach_demos(tmp_path_factory):
+    """4 scripted-expert PandaReach-v3 episodes as a native demo file."""
     import os
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)),
                                     "experiment", "data_generation"))
     from generate_demos import main as generate_main
-    demo = tmp_path / "demos.npz"
+    demo = tmp_path_factory.mktemp("demos") / "demos.npz"
     assert generate_main(["--env", "PandaReach-v3", "--episodes", "4", "--seed", "0",
                           "--out", str(demo)]) == 0
+    return demo
+
+
+def test_training_with_demo_and_human_files(tmp_path, reach_demos):
+    """End to end: expert demos + a human file mixed into every batch; BC with Q-filter runs."""
+    import csv
+    demo = reach_demos
     from baselines_her.train import train
     params = prepare_params("PandaReach-v3", {
         "n_epochs": 1, "n_cycles": 2, "n_batches": 3, "batch_size": 64, "hidden": 32, "layers": 2,
@@ -120,11 +127,34 @@ def test_training_with_demo_and_human_files(tmp_path):
     row = list(csv.DictReader(open(tmp_path / "run" / "progress.csv")))[0]
     assert (row["batch/replay_rows"], row["batch/demo_rows"], row["batch/human_rows"]) == (
         "32", "16", "16")
-    assert float(row["loss/bc"]) >= 0.0
-    assert 0.0 <= float(row["batch/bc_rows_kept"]) <= 32.0
+    # 32 demo and human rows per batch are cloned where the Q-filter keeps them
+    assert float(row["loss/bc"]) > 0.0
+    assert 0.0 < float(row["batch/bc_rows_kept"]) <= 32.0
     log = open(tmp_path / "run" / "log.txt").read()
     assert "demo source: 3 episodes, 16 rows per batch" in log
     assert "human source: 4 episodes, 16 rows per batch" in log
+
+
+def test_behaviour_cloning_pulls_the_actor_to_the_demo_actions(tmp_path, reach_demos):
+    """With only the BC term in the actor loss (prm_loss_weight=0) the trained actor reproduces
+    the demo actions on the demo states far better than the same run with --bc_loss=0."""
+    from baselines_her.policy_file import actor_from_state, load_policy
+    from baselines_her.train import train
+    with np.load(reach_demos) as f:
+        o, g, u = f["o"][:, :-1].reshape(-1, 6), f["g"].reshape(-1, 3), f["u"].reshape(-1, 3)
+
+    def demo_action_error(bc_loss: bool) -> float:
+        logdir = tmp_path / f"bc{int(bc_loss)}"
+        train(prepare_params("PandaReach-v3", {
+            "n_epochs": 1, "n_cycles": 2, "n_batches": 15, "batch_size": 64, "hidden": 32,
+            "layers": 2, "n_test_rollouts": 1, "buffer_size": 5000, "num_threads": 1,
+            "demo_file": str(reach_demos), "demo_batch_size": 32, "bc_loss": bc_loss,
+            "prm_loss_weight": 0.0, "aux_loss_weight": 1.0, "pi_lr": 0.01}), logdir=str(logdir))
+        actor = actor_from_state(load_policy(str(logdir / "policy_latest.pkl")))
+        return float(np.mean(np.square(actor(o, g) - u)))
+
+    cloned, not_cloned = demo_action_error(True), demo_action_error(False)
+    assert cloned < 0.5 * not_cloned, (cloned, not_cloned)
 
 
 def test_bad_demo_file_fails_naming_file_and_key(tmp_path):
