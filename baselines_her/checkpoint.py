@@ -44,11 +44,22 @@ def _snapshot_index(name: str) -> int:
 
 
 def write_snapshot(directory: str, tf_checkpoint, arrays: dict, meta: dict) -> str:
-    """Write one complete snapshot into ``directory``, switch ``latest`` to it, delete the others."""
+    """Write one complete snapshot into ``directory``, switch ``latest`` to it, delete the others.
+
+    A kill between any two of the steps below leaves ``latest`` naming a complete snapshot.
+    """
     os.makedirs(directory, exist_ok=True)
     existing = [_snapshot_index(n) for n in os.listdir(directory) if _PREFIX in n]
     name = f"{_PREFIX}{max(existing, default=-1) + 1}"
     tmp = os.path.join(directory, f".{name}.tmp")
+    _write_files(tmp, tf_checkpoint, arrays, meta)
+    _rename_complete(tmp, os.path.join(directory, name))
+    _switch_latest(directory, name)
+    _delete_others(directory, name)
+    return os.path.join(directory, name)
+
+
+def _write_files(tmp: str, tf_checkpoint, arrays: dict, meta: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     tf_checkpoint.write(os.path.join(tmp, "tf"))
@@ -58,14 +69,22 @@ def write_snapshot(directory: str, tf_checkpoint, arrays: dict, meta: dict) -> s
     for entry in os.listdir(tmp):
         _fsync(os.path.join(tmp, entry))
     _fsync(tmp)
-    final = os.path.join(directory, name)
+
+
+def _rename_complete(tmp: str, final: str) -> None:
     os.rename(tmp, final)
-    _fsync(directory)
+    _fsync(os.path.dirname(final))
+
+
+def _switch_latest(directory: str, name: str) -> None:
     atomic_write_bytes(os.path.join(directory, LATEST), (name + "\n").encode())
+
+
+def _delete_others(directory: str, keep: str) -> None:
+    """Remove every snapshot but ``keep``, including unfinished ``.step-*.tmp`` folders."""
     for entry in os.listdir(directory):
-        if _PREFIX in entry and entry != name:
+        if _PREFIX in entry and entry != keep:
             shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
-    return final
 
 
 def latest_snapshot(directory: str) -> str | None:
