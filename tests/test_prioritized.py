@@ -6,7 +6,7 @@ import pytest
 
 from baselines_her.config import prepare_params
 from baselines_her.prioritized import (EpisodeEnergyPriorities, TransitionPriorities,
-                                       trajectory_energy)
+                                       annealed_beta, trajectory_energy)
 from baselines_her.replay_buffer import ReplayBuffer
 
 T, DO, DG, DU = 3, 2, 3, 1
@@ -118,15 +118,30 @@ def test_td3_updates_actor_every_policy_delay_steps():
     assert len(agent.critics) == 2 and len(agent.target_critics) == 2
 
 
+def test_beta_anneals_linearly_from_beta0_to_one():
+    assert [annealed_beta(0.4, p) for p in (-0.1, 0.0, 0.25, 1.0, 1.5)] == pytest.approx(
+        [0.4, 0.4, 0.55, 1.0, 1.0])
+
+
 @pytest.mark.parametrize("kind", ["td", "energy"])
-def test_training_with_prioritized_replay_and_resume(tmp_path, kind):
+def test_resumed_prioritized_run_matches_the_uninterrupted_run(tmp_path, kind):
+    """The checkpoint restores the priorities (tree and running maximum): the resumed epoch
+    samples the rows, and so computes the numbers, of the run that was never stopped.
+
+    beta0=1 keeps the importance weights' exponent fixed: it anneals over n_epochs, which the
+    resumed run extends.
+    """
     from baselines_her.train import train
-    tiny = {"n_epochs": 2, "n_cycles": 2, "n_batches": 3, "batch_size": 32, "hidden": 16,
-            "layers": 1, "n_test_rollouts": 1, "buffer_size": 2000, "prioritized": kind}
-    train(prepare_params("PandaReach-v3", tiny), logdir=str(tmp_path))
-    result = train(prepare_params("PandaReach-v3", {**tiny, "n_epochs": 3}),
-                   logdir=str(tmp_path), resume=True)
+    tiny = {"n_epochs": 3, "n_cycles": 2, "n_batches": 3, "batch_size": 32, "hidden": 16,
+            "layers": 1, "n_test_rollouts": 1, "buffer_size": 2000, "prioritized": kind,
+            "beta0": 1.0, "num_threads": 1, "seed": 4}
+    train(prepare_params("PandaReach-v3", tiny), logdir=str(tmp_path / "full"))
+    train(prepare_params("PandaReach-v3", {**tiny, "n_epochs": 2}), logdir=str(tmp_path / "part"))
+    result = train(prepare_params("PandaReach-v3", tiny), logdir=str(tmp_path / "part"),
+                   resume=True)
     assert result.epochs_run == 1
-    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
-    betas = [float(r["per/beta"]) for r in rows]
-    assert betas[0] == pytest.approx(0.4 + 0.6 * 1 / 4) and betas == sorted(betas)
+    full, part = (list(csv.DictReader(open(tmp_path / run / "progress.csv")))
+                  for run in ("full", "part"))
+    assert [r["epoch"] for r in part] == ["0", "1", "2"]
+    for key in ("loss/critic", "loss/actor", "test/mean_Q", "per/stale_updates"):
+        assert part[2][key] == full[2][key], key
