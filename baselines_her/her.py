@@ -24,7 +24,9 @@ and policy_{latest,best,EPOCH}.pkl to --logdir. Per-env defaults (config.DEFAULT
 e.g. n_epochs) and --algo=td3 override the defaults shown; explicit flags override both."""
 
 
-class _Parser(argparse.ArgumentParser):
+class _UserErrorParser(argparse.ArgumentParser):
+    """argparse whose errors are one-line :class:`UserError`s (no usage block, exit 2)."""
+
     def error(self, message):
         raise UserError(f"{message} ({PROG} --help lists the flags)")
 
@@ -41,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     """``--resume`` and one flag per key of ``DEFAULT_PARAMS``; values stay strings."""
     from baselines_her.config import DEFAULT_PARAMS, PARAM_HELP, RESUME_MUTABLE
 
-    parser = _Parser(prog=PROG, usage=f"{PROG} [--env=ENV] [--key=value ...] [--resume[=DIR]]",
-                     description=DESCRIPTION, allow_abbrev=False,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _UserErrorParser(prog=PROG, usage=f"{PROG} [--env=ENV] [--key=value ...] [--resume[=DIR]]",
+                              description=DESCRIPTION, allow_abbrev=False,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     may_change = ", ".join(f"--{k}" for k in RESUME_MUTABLE if k != "logdir")
     parser.add_argument(
         "--resume", nargs="?", const=True, default=False, metavar="DIR",
@@ -62,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _unknown_argument(token: str, parser: argparse.ArgumentParser) -> UserError:
+def _unknown_argument(token: str) -> UserError:
+    from baselines_her.config import DEFAULT_PARAMS
     if not token.startswith("-"):
         return UserError(f"unexpected argument {token!r}: flags are --key=value or --key value "
                          f"({PROG} --help lists them)")
     flag = token.split("=", 1)[0]
-    flags = [s for a in parser._actions for s in a.option_strings
-             if a.help != argparse.SUPPRESS]
+    flags = ["--resume"] + [f"--{'env' if k == 'env_name' else k}" for k in DEFAULT_PARAMS]
     close = difflib.get_close_matches(flag, flags, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return UserError(f"unknown flag {flag}{hint}; {PROG} --help lists the flags")
@@ -79,7 +81,7 @@ def parse_args(argv: Sequence[str]) -> tuple[dict, bool | str]:
     parser = build_parser()
     namespace, unknown = parser.parse_known_args(list(argv))
     if unknown:
-        raise _unknown_argument(unknown[0], parser)
+        raise _unknown_argument(unknown[0])
     resume = namespace.resume
     overrides = {k: v for k, v in vars(namespace).items() if k != "resume"}
     return overrides, resume
