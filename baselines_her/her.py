@@ -145,7 +145,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from baselines_her import mpi_util
     from baselines_her.config import prepare_params, prepare_resume_params
     launched = mpi_util.launched_by_mpi()
-    if launched and mpi_util.size() > 1 and resume is False:
+    if launched and resume is False:
         _match_launch(overrides, mpi_util.size())
     if resume is not False:
         run_dir = _run_dir(overrides, resume)
