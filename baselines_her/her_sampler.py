@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 
 from baselines_her import sampling_kernels
-from baselines_her.config import REPLAY_STRATEGIES
+
+REPLAY_STRATEGIES = ("future", "final", "episode", "random", "none")
 
 
 class HerSampler:

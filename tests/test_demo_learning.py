@@ -149,6 +149,7 @@ def test_behaviour_cloning_pulls_the_actor_to_the_demo_actions(tmp_path, reach_d
             "n_epochs": 1, "n_cycles": 2, "n_batches": 15, "batch_size": 64, "hidden": 32,
             "layers": 2, "n_test_rollouts": 1, "buffer_size": 5000, "num_threads": 1,
             "demo_file": str(reach_demos), "demo_batch_size": 32, "bc_loss": bc_loss,
+            "q_filter": False, "algo": "ddpg",  # every demo row cloned, every step
             "prm_loss_weight": 0.0, "aux_loss_weight": 1.0, "pi_lr": 0.01}), logdir=str(logdir))
         actor = actor_from_state(load_policy(str(logdir / "policy_latest.pkl")))
         return float(np.mean(np.square(actor(o, g) - u)))
