@@ -251,6 +251,8 @@ def _validate(p: dict) -> None:
     need(not p["human_file"] or p["human_ratio"] > 0,
          "--human_file needs --human_ratio > 0 (the share of each batch drawn from it)")
     need(not p["q_filter"] or p["bc_loss"], "--q_filter=1 needs --bc_loss=1")
+    need(not p["demo_file"] or p["num_demo"] >= 1,
+         f"--num_demo must be >= 1 with --demo_file, got {p['num_demo']}")
     need(not p["bc_loss"] or p["demo_file"] or (p["human_file"] and p["human_bc"]),
          "--bc_loss=1 needs --demo_file (or --human_file with --human_bc=1)")
     replay_rows = batch_rows(p)["replay"]
@@ -417,7 +419,8 @@ PARAM_HELP: Mapping[str, str] = MappingProxyType({
     "beta0": "importance-weight exponent at the start; it anneals linearly to 1",
     "priority_eps": "added to every priority so that no row has probability 0",
     "clip_energy": "per-step energy increase cap of --prioritized=energy",
-    "demo_file": "native .npz demo file: its episodes form a demo buffer (turns bc_loss on)",
+    "demo_file": "native .npz demo file: its episodes form a demo buffer (switches on "
+                 "config.DEMO_DEFAULTS: BC + Q-filter, TD3, random_eps/noise_eps 0.1)",
     "bc_loss": "behaviour-cloning loss on the demo rows of each batch",
     "q_filter": "clone a demo action only where Q(s, a_demo) > Q(s, pi(s)) (needs bc_loss)",
     "num_demo": "episodes taken from --demo_file (its first num_demo)",
