@@ -17,7 +17,11 @@ def _temp_beside(path: str) -> tuple[int, str]:
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{path}: directory {directory} does not exist")
     # The name ends like the target, so libraries that pick a format by extension still can.
-    return tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions open() would give, not mkstemp's 0600
+    return fd, tmp
 
 
 def _fsync_file(name: str) -> None:

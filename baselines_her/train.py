@@ -46,7 +46,8 @@ def default_logdir(params: Params) -> str:
     return os.path.join("logs", f"{params.env_name}-{params.algo}-seed{params.seed}-{stamp}")
 
 
-def configure_tensorflow(num_threads: int) -> None:
+def configure_tensorflow(num_threads: int) -> str:
+    """Apply the thread settings; returns the device the update runs on, e.g. ``'CPU'``."""
     import tensorflow as tf
     threading = tf.config.threading
     if num_threads > 0 and threading.get_intra_op_parallelism_threads() != num_threads:
@@ -59,6 +60,8 @@ def configure_tensorflow(num_threads: int) -> None:
                  f"process with other thread settings")
     if num_threads == 1:
         tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
 
 class StopSignals:
@@ -99,7 +102,7 @@ class Trainer:
     """Owns env, buffer, sampler, agent and workers for one run (one MPI rank)."""
 
     def __init__(self, params: Params, logdir: str):
-        configure_tensorflow(params.num_threads)
+        self.device = configure_tensorflow(params.num_threads)
         from baselines_her.ddpg import DDPG
         from baselines_her.envs import describe_env, make_env
 
@@ -237,7 +240,8 @@ class Trainer:
         p, log = self.params, self.logger
         log.write_params(p)
         log.info(f"baselines_her: {p.env_name} algo={p.algo} seed={p.seed} T={p.T} "
-                 f"epochs={p.n_epochs} ranks={mpi_util.size()} logdir={self.logdir}")
+                 f"epochs={p.n_epochs} ranks={mpi_util.size()} device={self.device} "
+                 f"logdir={self.logdir}")
         t_start = time.perf_counter()
         first_epoch, first_cycle = self.position
         final_success = self.last_row["test/success_rate"] if self.last_row else float("nan")

@@ -2,7 +2,14 @@
 
     python bench/learning.py --env PandaReach-v3 --seeds 3 --epochs 5 [--algo td3]
         [--prioritized td|energy]
-        [--threshold 0.9] [--json out.json] [--set key=value ...]
+        [--threshold 0.9] [--json out.json] [--set key=value ...] [--ship policies/]
+    python bench/learning.py --all [--only PandaPush-v3 ...] [--ship policies/]
+
+``--all`` runs the panda-gym v3 table (TASKS: every task's default command, with 100 scripted
+demos where the task's command uses them), one JSON per run and a markdown table in --outdir.
+``--ship DIR`` evaluates each run's ``policy_best.pkl`` with ``play.py`` (100 episodes, seed 0)
+and writes its actor and normalisers to ``DIR/<EnvId>.pkl`` (the critics are left out: play.py
+needs only the actor).
 
 Each seed runs ``python -m baselines_her.her`` in a fresh process (wall time includes start-up,
 as a user sees it), then the run's progress.csv is read. Prints a markdown table: one row per
@@ -19,9 +26,14 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "experiment"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiment"))
 from plot import first_reach, read_run  # noqa: E402  (one progress.csv reader and threshold rule)
+
+# The panda-gym v3 results table: env id, seeds, demo file (100 scripted demos) or None.
+TASKS = (("PandaReach-v3", 3, False), ("PandaPush-v3", 1, False),
+         ("PandaPickAndPlace-v3", 1, True), ("PandaSlide-v3", 1, False),
+         ("PandaStack-v3", 1, True))
 
 HEADER = ("| env | algo | seed | epochs | env steps | wall s | final success | best success | "
           "first >= {thr}: epoch / env steps / s |\n|---|---|---|---|---|---|---|---|---|")
@@ -54,57 +66,111 @@ def fmt_row(env, algo, seed, s, thr) -> str:
             f"{s['final_success']:.2f} | {s['best_success']:.2f} | {reach} |")
 
 
+def demo_file(env: str, outdir: str) -> str:
+    """100 successful scripted demos for ``env`` (made once, seed 1000)."""
+    path = os.path.join(outdir, "demos", f"{env}-100.npz")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "experiment", "data_generation",
+                                                     "generate_demos.py"), "--env", env,
+                        "--episodes", "100", "--only_success", "--seed", "1000", "--out", path],
+                       check=True)
+    return path
+
+
+def ship(logdir: str, env: str, shipdir: str) -> dict:
+    """play.py's 100-episode success of the run's best policy; its actor to ``shipdir``."""
+    import play
+    from baselines_her.policy_file import load_policy, save_policy
+    best = os.path.join(logdir, "policy_best.pkl")
+    result = play.evaluate(best, n_episodes=100, seed=0, verbose=False)
+    state = load_policy(best)
+    state["weights"] = {"actor": state["weights"]["actor"]}
+    os.makedirs(shipdir, exist_ok=True)
+    save_policy(os.path.join(shipdir, f"{env}.pkl"), state)
+    return {"play_success_100_seed0": result["success_rate"], "shipped": f"{shipdir}/{env}.pkl"}
+
+
+def run_seeds(args, env: str, seeds: int, extra: list) -> list:
+    runs = []
+    # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
+    tag = f"{env}-{args.algo}" + "".join(
+        "-" + k + os.path.basename(v).removesuffix(".npz")
+        for k, _, v in (kv.partition("=") for kv in extra))
+    for seed in range(args.first_seed, args.first_seed + seeds):
+        logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cmd = [sys.executable, "-m", "baselines_her.her", f"--env={env}", f"--seed={seed}",
+               f"--logdir={logdir}"]
+        cmd += [f"--algo={args.algo}"] if args.algo else []
+        cmd += [f"--n_epochs={args.epochs}"] if args.epochs else []
+        cmd += [f"--{kv}" for kv in extra]
+        print("running:", " ".join(cmd), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t0
+        s = summarize(os.path.join(logdir, "progress.csv"), args.threshold, wall)
+        run = {"env": env, "seed": seed, "logdir": logdir, "command": " ".join(cmd[1:]), **s}
+        if args.ship and seed == args.first_seed:
+            run.update(ship(logdir, env, args.ship))
+        with open(os.path.join(logdir, "result.json"), "w") as f:
+            json.dump(run, f, indent=1)
+        runs.append(run)
+    return runs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--env", default="PandaReach-v3")
+    ap.add_argument("--all", action="store_true", help="run the TASKS table")
+    ap.add_argument("--only", nargs="*", default=None, help="with --all: these env ids only")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--first_seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="default: the env's n_epochs")
-    ap.add_argument("--algo", default="ddpg")
+    ap.add_argument("--algo", default="", help="default: the env's (and demo file's) default")
     ap.add_argument("--prioritized", default="none", choices=["none", "td", "energy"])
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="extra --key=value options for the trainer")
     ap.add_argument("--outdir", default="bench/results")
     ap.add_argument("--json", default=None, help="write results to this JSON file")
+    ap.add_argument("--ship", default=None, metavar="DIR",
+                    help="evaluate policy_best.pkl (100 episodes, seed 0), write DIR/<env>.pkl")
     args = ap.parse_args()
-
-    runs = []
     if args.prioritized != "none":
         args.set = args.set + [f"prioritized={args.prioritized}"]
-    # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
-    tag = f"{args.env}-{args.algo}" + "".join(
-        "-" + k + os.path.basename(v).removesuffix(".npz")
-        for k, _, v in (kv.partition("=") for kv in args.set))
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        logdir = os.path.join(args.outdir, f"{tag}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-        cmd = [sys.executable, "-m", "baselines_her.her", f"--env={args.env}", f"--seed={seed}",
-               f"--algo={args.algo}", f"--logdir={logdir}"]
-        cmd += [f"--n_epochs={args.epochs}"] if args.epochs else []
-        cmd += [f"--{kv}" for kv in args.set]
-        print("running:", " ".join(cmd), flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        wall = time.perf_counter() - t0
-        s = summarize(os.path.join(logdir, "progress.csv"), args.threshold, wall)
-        runs.append({"seed": seed, "logdir": logdir, **s})
 
-    print()
-    print(HEADER.format(thr=args.threshold))
-    for r in runs:
-        print(fmt_row(args.env, args.algo, r["seed"], r, args.threshold))
+    runs = []
+    if args.all:
+        for env, seeds, demos in TASKS:
+            if args.only and env not in args.only:
+                continue
+            extra = args.set + ([f"demo_file={demo_file(env, args.outdir)}"] if demos else [])
+            runs += run_seeds(args, env, seeds, extra)
+    else:
+        runs = run_seeds(args, args.env, args.seeds, args.set)
+
+    table = [HEADER.format(thr=args.threshold)]
+    table += [fmt_row(r["env"], args.algo or "default", r["seed"], r, args.threshold)
+              for r in runs]
+    print("\n" + "\n".join(table))
     n_reached = sum(r["reach_epoch"] is not None for r in runs)
     mean = lambda k: sum(r[k] for r in runs) / len(runs)  # noqa: E731
-    print(f"\nmean over {len(runs)} seeds: final {mean('final_success'):.2f}, best "
+    print(f"\nmean over {len(runs)} runs: final {mean('final_success'):.2f}, best "
           f"{mean('best_success'):.2f}, wall {mean('wall_s'):.0f} s; reached {args.threshold} in "
-          f"{n_reached}/{len(runs)} seeds")
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"env": args.env, "algo": args.algo, "set": args.set,
-                       "threshold": args.threshold, "machine": platform.platform(),
-                       "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"), "runs": runs},
-                      f, indent=1)
+          f"{n_reached}/{len(runs)} runs")
+    for r in runs:
+        if "play_success_100_seed0" in r:
+            print(f"{r['env']}: play.py 100 episodes, seed 0: {r['play_success_100_seed0']:.2f} "
+                  f"-> {r['shipped']}")
+    out = args.json or (os.path.join(args.outdir, "learning_table.json") if args.all else None)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump({"set": args.set, "threshold": args.threshold,
+                       "machine": platform.platform(), "cpus": os.cpu_count(),
+                       "date": time.strftime("%Y-%m-%d"), "runs": runs}, f, indent=1)
+        with open(os.path.splitext(out)[0] + ".md", "w") as f:
+            f.write("\n".join(table) + "\n")
     return 0
 
 

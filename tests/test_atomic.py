@@ -39,3 +39,12 @@ def test_path_keeps_extension_for_format_detection(tmp_path):
 def test_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "nope" / "x.bin", b"")
+
+
+def test_written_file_has_the_permissions_open_would_give(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "policy.pkl", b"x")
+    finally:
+        os.umask(umask)
+    assert os.stat(tmp_path / "policy.pkl").st_mode & 0o777 == 0o644
