@@ -72,7 +72,8 @@ def stack(rows: list, where: str) -> np.ndarray:
         raise DemoError(f"{where}: vectors of different sizes {sizes}") from None
 
 
-def _common_length(lengths: list, T: Optional[int], src: str, what: str) -> int:
+def _common_length(lengths: list, T: Optional[int], src: str, what: str,
+                   out: Callable = print) -> int:
     lo, hi = min(lengths), max(lengths)
     if T is None:
         if lo != hi:
@@ -87,6 +88,10 @@ def _common_length(lengths: list, T: Optional[int], src: str, what: str) -> int:
         short = [i for i, n in enumerate(lengths) if n < T][:5]
         raise DemoError(f"{src}: episode(s) {short} have only {lo} {what}, fewer than T={T}; "
                         f"episodes must all have at least T steps")
+    longer = [i for i, n in enumerate(lengths) if n > T]
+    if longer:
+        out(f"note: {len(longer)} episode(s) with more than T={T} {what} (up to {hi}; episode(s) "
+            f"{longer[:5]}{' ...' if len(longer) > 5 else ''}) trimmed to their first {T}")
     return T
 
 
@@ -138,7 +143,7 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
             raise DemoError(f"{src}: episode {e} has {len(inf)} info dicts and {len(ac)} actions;"
                             f" expected one info dict per action")
         episodes.append((ob, ac, inf))
-    T = _common_length([len(ep[1]) for ep in episodes], T, src, "actions")
+    T = _common_length([len(ep[1]) for ep in episodes], T, src, "actions", out)
     lists = {k: [] for k in EPISODE_KEYS}
     for e, (ob, ac, inf) in enumerate(episodes):
         o, ag, g = [], [], []
@@ -194,7 +199,7 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
             raise DemoError(f"{src}: episode {e} is {type(ep).__name__}"
                             f"{' (empty)' if isinstance(ep, (list, tuple)) else ''}, expected a "
                             f"non-empty list of transition dicts")
-    T = _common_length([len(ep) for ep in episodes], T, src, "steps")
+    T = _common_length([len(ep) for ep in episodes], T, src, "steps", out)
 
     def state_vec(x, where):
         if isinstance(x, dict):  # a goal-env observation dict

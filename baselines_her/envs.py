@@ -106,6 +106,10 @@ def make_env(name: str, render_mode: str | None = None):
         with quiet_native_output():
             env = gym.make(name, disable_env_checker=True, **kwargs)
     except _env_package_errors() as exc:
+        newer = _newest_version(name)
+        if newer:
+            raise EnvError(f"env {name!r} cannot be built here: use {newer!r}, the newest "
+                           f"version of this env ({_failure_site(exc, name)})") from exc
         raise EnvError(f"env {name!r} cannot be built: {_failure_site(exc, name)}; its package "
                        f"cannot build this env as installed: choose another env or reinstall "
                        f"the package") from exc
@@ -118,6 +122,18 @@ def make_env(name: str, render_mode: str | None = None):
     if not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(f"env {name!r} needs a Box action space, got {env.action_space}")
     return env
+
+
+def _newest_version(name: str) -> str | None:
+    """``'FetchReach-v4'`` for ``'FetchReach-v1'``: the registered id of the same env with the
+    highest version, when it is higher than ``name``'s (None otherwise)."""
+    import gymnasium as gym
+    spec = gym.spec(name)
+    if spec.version is None:
+        return None
+    same = [s for s in gym.registry.values() if s.namespace == spec.namespace
+            and s.name == spec.name and s.version is not None and s.version > spec.version]
+    return max(same, key=lambda s: s.version).id if same else None
 
 
 def _env_package_errors() -> tuple:
