@@ -279,9 +279,10 @@ class DDPG:
         }
 
     def numpy_actor(self) -> NumpyActor:
-        return NumpyActor(model_weights(self.actor), "actor", self.params.layers, self.max_u,
-                          self.o_norm.mean, self.o_norm.std, self.g_norm.mean, self.g_norm.std,
-                          self.params.norm_clip, self.params.clip_obs)
+        """The actor as a numpy function for rollouts; fails on a layer numpy cannot run."""
+        return NumpyActor.from_model(self.actor, self.max_u, self.o_norm.mean, self.o_norm.std,
+                                     self.g_norm.mean, self.g_norm.std, self.params.norm_clip,
+                                     self.params.clip_obs)
 
     def tf_checkpoint(self) -> tf.train.Checkpoint:
         """Networks, targets, optimisers and counters for ``--resume``."""

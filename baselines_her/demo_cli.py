@@ -24,7 +24,6 @@ dropped by ``--only_success``). Formats: :mod:`baselines_her.demo` (native file)
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
 import numpy as np
@@ -33,7 +32,7 @@ from baselines_her.demo import load_episodes_for_env
 from baselines_her.demo_convert import convert
 from baselines_her.demo_human_buffer import STALE_CHOICES, convert_human_buffer, parse_action_scale
 from baselines_her.demo_vr import ALIGN_CHOICES, DEFAULT_AXES, import_vr
-from baselines_her.errors import run_cli
+from baselines_her.errors import UserErrorParser, run_cli
 from baselines_her.motion_import import import_motion
 
 PROG = "python -m baselines_her.demo"
@@ -48,12 +47,6 @@ def check_file(path: str, env_name: str, out: Callable = print) -> dict:
     return batch
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit status (2), with the usage
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _add_tracking_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", required=True, help="panda-gym env id (end-effector control)")
     p.add_argument("--out", required=True, help="native .npz to write")
@@ -66,9 +59,9 @@ def _add_tracking_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Demonstration and human files of baselines_her: check, "
+    p = UserErrorParser(prog=PROG, description="Demonstration and human files of baselines_her: check, "
                                        "convert pickled formats, import recordings.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=UserErrorParser)
     sub.required = True
 
     c = sub.add_parser("check", help="validate a native demo file against an env",

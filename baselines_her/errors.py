@@ -7,6 +7,7 @@ keeps its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable, Sequence
 
@@ -22,6 +23,19 @@ class TrainingDiverged(RuntimeError):
 
 
 DIVERGED_EXIT = 3
+
+
+class UserErrorParser(argparse.ArgumentParser):
+    """argparse whose errors are one-line :class:`UserError`s (no usage block; exit 2 through
+    :func:`run_cli`). Flags must be spelled out: a prefix such as ``--episode`` is not taken for
+    ``--episodes``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise UserError(f"{message} ({self.prog} --help lists the flags)")
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None],

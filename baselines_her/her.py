@@ -15,20 +15,13 @@ import sys
 import warnings
 from typing import Sequence
 
-from baselines_her.errors import UserError, run_cli
+from baselines_her.errors import UserError, UserErrorParser, run_cli
 
 PROG = "python -m baselines_her.her"
 DESCRIPTION = """\
 Trains on ENV and writes params.json, progress.csv, log.txt, TensorBoard events, a checkpoint
 and policy_{latest,best,EPOCH}.pkl to --logdir. Per-env defaults (config.DEFAULT_ENV_PARAMS,
 e.g. n_epochs) and --algo=td3 override the defaults shown; explicit flags override both."""
-
-
-class _UserErrorParser(argparse.ArgumentParser):
-    """argparse whose errors are one-line :class:`UserError`s (no usage block, exit 2)."""
-
-    def error(self, message):
-        raise UserError(f"{message} ({PROG} --help lists the flags)")
 
 
 def _metavar(default) -> str:
@@ -43,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     """``--resume`` and one flag per key of ``DEFAULT_PARAMS``; values stay strings."""
     from baselines_her.config import DEFAULT_PARAMS, PARAM_HELP, RESUME_MUTABLE
 
-    parser = _UserErrorParser(prog=PROG, usage=f"{PROG} [--env=ENV] [--key=value ...] [--resume[=DIR]]",
-                              description=DESCRIPTION, allow_abbrev=False,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = UserErrorParser(prog=PROG, usage=f"{PROG} [--env=ENV] [--key=value ...] [--resume[=DIR]]",
+                             description=DESCRIPTION,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     may_change = ", ".join(f"--{k}" for k in RESUME_MUTABLE if k != "logdir")
     parser.add_argument(
         "--resume", nargs="?", const=True, default=False, metavar="DIR",

@@ -13,7 +13,6 @@ on stderr counts the episodes when stderr is a terminal (``--no_progress`` turns
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from baselines_her.atomic import atomic_path  # noqa: E402
 from baselines_her.envs import describe_env, make_env  # noqa: E402
-from baselines_her.errors import UserError, run_cli  # noqa: E402
+from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
 from baselines_her.rollout import RolloutWorker  # noqa: E402
 
@@ -120,13 +119,8 @@ def evaluate(policy_path: str, n_episodes: int = 10, seed: int = 0, render: bool
     return result
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line through run_cli, not usage + message
-        raise UserError(f"{message} (see --help)")
-
-
 def main(argv=None) -> int:
-    ap = _Parser(description="Evaluate a baselines_her policy file.")
+    ap = UserErrorParser(description="Evaluate a baselines_her policy file.")
     ap.add_argument("policy_file")
     ap.add_argument("--n_test_rollouts", type=int, default=10, help="episodes to run")
     ap.add_argument("--seed", type=int, default=0, help="seed of the episodes' goals")

@@ -173,9 +173,8 @@ def test_push_buffer_refused_by_real_cli(tmp_path):
 
 def test_human_buffer_needs_env_and_points_from_pickle_episodes(tmp_path, capsys):
     src = write(tmp_path / "buf.pkl", human_episodes(n=1))
-    with pytest.raises(SystemExit) as e:
-        demo_cli.main(["convert", "--from-human-buffer", src, str(tmp_path / "o.npz")])
-    assert e.value.code == 2 and "--from-human-buffer needs --env" in capsys.readouterr().err
+    assert demo_cli.main(["convert", "--from-human-buffer", src, str(tmp_path / "o.npz")]) == 2
+    assert "--from-human-buffer needs --env" in capsys.readouterr().err
     assert demo_cli.main(["convert", "--from-pickle-episodes", src, str(tmp_path / "o.npz")]) == 2
     assert "this is the human-buffer layout; convert it with `--from-human-buffer" in \
         capsys.readouterr().err

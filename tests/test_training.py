@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from baselines_her.config import prepare_params
+from baselines_her.errors import UserError
 from baselines_her.policy_file import actor_from_state, load_policy
 from baselines_her.train import train
 
@@ -79,8 +80,8 @@ def test_outputs_and_play_round_trip(tmp_path):
     assert result["video_frames"] == 51
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.size == (360, 240) and im.n_frames > 1
-    with pytest.raises(ValueError, match="GIF"):
-        play.evaluate(str(tmp_path / "policy_best.pkl"), video=str(tmp_path / "x.mp4"))
+    with pytest.raises(UserError, match="unsupported extension"):
+        play.evaluate(str(tmp_path / "policy_best.pkl"), video=str(tmp_path / "x.avi"))
 
 
 def test_same_seed_same_numbers(tmp_path):

@@ -39,20 +39,8 @@ if _HERE not in sys.path:
 
 from baselines_her.demo import save_episodes  # noqa: E402  (validated, atomic write)
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
-from baselines_her.errors import UserError, run_cli  # noqa: E402
+from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
-
-
-class UserErrorParser(argparse.ArgumentParser):
-    """argparse whose errors are :class:`UserError`: one line through ``run_cli``, no usage.
-    Flags must be spelled out (a prefix such as ``--episode`` is not taken for ``--episodes``)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
 
 
 class TooFewSuccesses(UserError, RuntimeError):

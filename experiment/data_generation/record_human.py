@@ -39,9 +39,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import UserErrorParser, check_env_id  # noqa: E402
+from generate_demos import check_env_id  # noqa: E402
 
-from baselines_her.errors import run_cli  # noqa: E402
+from baselines_her.errors import UserErrorParser, run_cli  # noqa: E402
 
 # key name -> (axis, sign); axes: "right", "forward" (screen directions in the table plane), "z"
 MOVE_KEYS = {"up": ("forward", 1.0), "down": ("forward", -1.0), "right": ("right", 1.0),

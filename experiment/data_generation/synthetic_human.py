@@ -51,12 +51,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from generate_demos import (ProgressBar, UserErrorParser, make_panda_env,  # noqa: E402
+from generate_demos import (ProgressBar, make_panda_env,  # noqa: E402
                             require_expert_env, run_episode)
 from panda_experts import EE_POS, FINGERS, make_expert, supported_env_ids  # noqa: E402
 
 from baselines_her.atomic import atomic_write_bytes  # noqa: E402
-from baselines_her.errors import run_cli  # noqa: E402
+from baselines_her.errors import UserErrorParser, run_cli  # noqa: E402
 
 
 def smooth_normal(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
