@@ -10,6 +10,9 @@ deleted after the switch. A snapshot holds:
 - ``arrays.npz``: replay buffer (unless ``--save_buffer=0``), normalisers, priorities;
 - ``meta.json``: position (next epoch and cycle), counters, numpy generator states, the partial
   statistics of the current epoch and the row of the last finished epoch.
+
+:func:`save` and :func:`restore` gather and restore the state of every component of a
+``train.Trainer``; the functions below them are the on-disk format.
 """
 from __future__ import annotations
 
@@ -23,6 +26,45 @@ from baselines_her.atomic import atomic_write_bytes
 
 LATEST = "latest"
 _PREFIX = "step-"
+
+
+def _generators(trainer) -> dict:
+    return {"rollout": trainer.rngs.rollout, "sampler": trainer.rngs.sampler,
+            "envs": trainer.worker.env_rngs + trainer.evaluator.env_rngs}
+
+
+def save(trainer) -> str:
+    """A snapshot of ``trainer`` (networks, optimisers, normalisers, buffer unless
+    ``--save_buffer=0``, priorities, generators, counters) in its checkpoint folder."""
+    arrays = dict(trainer.agent.normalizer_state())
+    if trainer.params.save_buffer:
+        arrays.update(trainer.buffer.state_dict())
+        if trainer.priorities is not None:
+            arrays.update(trainer.priorities.state_dict())
+    meta = {"position": list(trainer.position), "best_success": trainer.best_success,
+            "best_epoch": trainer.best_epoch, "env_steps": trainer.env_steps,
+            "cycles_done": trainer.cycles_done, "stats": trainer.stats,
+            "last_row": trainer.last_row, "has_buffer": bool(trainer.params.save_buffer),
+            "rng": generator_states(_generators(trainer))}
+    return write_snapshot(trainer.checkpoint_dir, trainer.agent.tf_checkpoint(), arrays, meta)
+
+
+def restore(trainer, snapshot: str) -> dict:
+    """Load ``snapshot`` into ``trainer``; returns its meta data."""
+    meta = read_meta(snapshot)
+    trainer.agent.tf_checkpoint().read(tf_prefix(snapshot)).assert_existing_objects_matched()
+    arrays = read_arrays(snapshot)
+    trainer.agent.load_normalizer_state(arrays)
+    if meta["has_buffer"]:
+        trainer.buffer.load_state_dict(arrays)
+        if trainer.priorities is not None:
+            trainer.priorities.load_state_dict(arrays)
+    restore_generator_states(_generators(trainer), meta["rng"])
+    trainer.position = tuple(meta["position"])
+    trainer.best_success, trainer.best_epoch = meta["best_success"], meta["best_epoch"]
+    trainer.env_steps, trainer.cycles_done = meta["env_steps"], meta["cycles_done"]
+    trainer.stats, trainer.last_row = meta["stats"], meta["last_row"]
+    return meta
 
 
 def checkpoint_dir(logdir: str, rank: int) -> str:

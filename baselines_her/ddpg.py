@@ -20,11 +20,14 @@ TRAIN_KEYS = ("o", "g", "o_2", "u", "r", "w", "bc")  # the batch arrays an updat
 
 
 class DDPG:
-    def __init__(self, dim_o: int, dim_g: int, dim_u: int, params, tf_seed: int = 0):
+    def __init__(self, dim_o: int, dim_g: int, dim_u: int, params, tf_seed: int = 0,
+                 max_u: float | None = None):
+        """``max_u``: the action bound the actor is scaled to (default ``params.max_u``; the
+        trainer passes ``min(params.max_u, the env's bound)``)."""
         p = params
         self.params = p
         self.dim_o, self.dim_g, self.dim_u = dim_o, dim_g, dim_u
-        self.max_u = float(p.max_u)
+        self.max_u = float(p.max_u if max_u is None else max_u)
         self.gamma = float(p.gamma)
         self.clip_return = 1.0 / (1.0 - self.gamma) if p.clip_return else None
         self.use_bc = bool(p.bc_loss)
@@ -271,7 +274,7 @@ class DDPG:
             "format_version": POLICY_FORMAT_VERSION,
             "env_name": env_name,
             "dims": {"o": self.dim_o, "g": self.dim_g, "u": self.dim_u},
-            "params": dict(self.params),
+            "params": {**dict(self.params), "max_u": self.max_u},
             "normalizer": {"o_mean": self.o_norm.mean, "o_std": self.o_norm.std,
                            "g_mean": self.g_norm.mean, "g_std": self.g_norm.std},
             "weights": {"actor": model_weights(self.actor),

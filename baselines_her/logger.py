@@ -138,3 +138,34 @@ def _fmt(value):
 def warn(msg: str) -> None:
     """A warning through the ``baselines_her`` logger (console: ``warning: msg`` on stderr)."""
     LOG.warning(msg)
+
+
+def last_logged_epoch(logdir: str) -> int:
+    """The highest epoch in ``logdir/progress.csv`` (-1 when there is none)."""
+    path = os.path.join(logdir, "progress.csv")
+    if not os.path.exists(path):
+        return -1
+    with open(path, newline="") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
+    return max(epochs, default=-1)
+
+
+def keep_progress_before(logdir: str, epoch: int) -> None:
+    """Drop progress.csv rows of epochs >= ``epoch`` and a partly written last line (resume)."""
+    from baselines_her.atomic import atomic_open
+    path = os.path.join(logdir, "progress.csv")
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    if not lines:
+        return
+    header = next(csv.reader(lines[:1]))
+    kept = [lines[0]]
+    for line in lines[1:]:
+        fields = next(csv.reader([line]), [])
+        if (line.endswith("\n") and len(fields) == len(header) and fields[0].isdigit()
+                and int(fields[0]) < epoch):
+            kept.append(line)
+    with atomic_open(path, "w", newline="") as f:
+        f.writelines(kept)

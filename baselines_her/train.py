@@ -8,7 +8,6 @@ exactly once. SIGTERM / SIGINT finish the current cycle, save and exit cleanly.
 """
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import time
@@ -20,7 +19,7 @@ from baselines_her import checkpoint, mpi_util
 from baselines_her.config import Params, batch_rows, prepare_resume_params
 from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.her_sampler import HerSampler
-from baselines_her.logger import Logger
+from baselines_her.logger import Logger, keep_progress_before, last_logged_epoch
 from baselines_her.policy_file import save_policy
 from baselines_her.prioritized import annealed_beta, make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
@@ -115,13 +114,13 @@ class Trainer:
         if spec.T != params.T:
             raise ValueError(f"params.T={params.T} but env {params.env_name} has T={spec.T}")
         dims = (spec.dim_o, spec.dim_g, spec.dim_u)
-        self.agent = DDPG(*dims, params, tf_seed=self.rngs.tf_seed)
+        max_u = min(params.max_u, spec.max_u)  # decided once: the actor's scale and the rollouts'
+        self.agent = DDPG(*dims, params, tf_seed=self.rngs.tf_seed, max_u=max_u)
         self.agent.sync_from_root()
         self.buffer = ReplayBuffer(spec.T, *dims, params.buffer_size)
         self.sampler = HerSampler(params.replay_strategy, params.replay_k, spec.T,
                                   spec.compute_reward, spec.distance_threshold)
         self.priorities = make_priorities(params.prioritized, self.buffer, params, spec.dt)
-        max_u = min(params.max_u, spec.max_u)
         self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
                                     self.rngs.env_seeds[:n_train], params.noise_eps,
                                     params.random_eps)
@@ -324,79 +323,20 @@ class Trainer:
         if k > 0 and epoch % k == 0:
             save_policy(os.path.join(self.logdir, f"policy_{epoch}.pkl"), state)
 
-    def _generators(self) -> dict:
-        return {"rollout": self.rngs.rollout, "sampler": self.rngs.sampler,
-                "envs": self.worker.env_rngs + self.evaluator.env_rngs}
-
     def save_checkpoint(self) -> None:
         """Everything needed to continue the run at :attr:`position` (see checkpoint.py)."""
-        arrays = dict(self.agent.normalizer_state())
-        if self.params.save_buffer:
-            arrays.update(self.buffer.state_dict())
-            if self.priorities is not None:
-                arrays.update(self.priorities.state_dict())
-        meta = {"position": list(self.position), "best_success": self.best_success,
-                "best_epoch": self.best_epoch, "env_steps": self.env_steps,
-                "cycles_done": self.cycles_done, "stats": self.stats, "last_row": self.last_row,
-                "has_buffer": bool(self.params.save_buffer),
-                "rng": checkpoint.generator_states(self._generators())}
-        checkpoint.write_snapshot(self.checkpoint_dir, self.agent.tf_checkpoint(), arrays, meta)
+        checkpoint.save(self)
 
     def load_checkpoint(self, snapshot: str) -> None:
-        meta = checkpoint.read_meta(snapshot)
-        self.agent.tf_checkpoint().read(checkpoint.tf_prefix(snapshot)).assert_existing_objects_matched()
-        arrays = checkpoint.read_arrays(snapshot)
-        self.agent.load_normalizer_state(arrays)
-        if meta["has_buffer"]:
-            self.buffer.load_state_dict(arrays)
-            if self.priorities is not None:
-                self.priorities.load_state_dict(arrays)
-        else:
+        meta = checkpoint.restore(self, snapshot)
+        if not meta["has_buffer"]:
             self.logger.info("the checkpoint holds no replay buffer (--save_buffer=0): resuming "
                              "with an empty buffer")
-        checkpoint.restore_generator_states(self._generators(), meta["rng"])
-        self.position = tuple(meta["position"])
-        self.best_success, self.best_epoch = meta["best_success"], meta["best_epoch"]
-        self.env_steps, self.cycles_done = meta["env_steps"], meta["cycles_done"]
-        self.stats, self.last_row = meta["stats"], meta["last_row"]
         self.logger.info(f"resumed from {snapshot} at epoch {self.position[0]}, cycle "
                          f"{self.position[1]}")
-        if self.last_row is not None and _last_logged_epoch(self.logdir) < self.last_row["epoch"]:
+        if (self.last_row is not None
+                and last_logged_epoch(self.logdir) < self.last_row["epoch"]):
             self._publish_epoch(self.last_row)  # the kill came between checkpoint and row
-
-
-def _progress_path(logdir: str) -> str:
-    return os.path.join(logdir, "progress.csv")
-
-
-def _last_logged_epoch(logdir: str) -> int:
-    path = _progress_path(logdir)
-    if not os.path.exists(path):
-        return -1
-    with open(path, newline="") as f:
-        epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
-    return max(epochs, default=-1)
-
-
-def _keep_progress_before(logdir: str, epoch: int) -> None:
-    """Drop progress.csv rows of epochs >= ``epoch`` and a partly written last line."""
-    from baselines_her.atomic import atomic_open
-    path = _progress_path(logdir)
-    if not os.path.exists(path):
-        return
-    with open(path, newline="") as f:
-        lines = f.read().splitlines(keepends=True)
-    if not lines:
-        return
-    header = next(csv.reader(lines[:1]))
-    kept = [lines[0]]
-    for line in lines[1:]:
-        fields = next(csv.reader([line]), [])
-        if (line.endswith("\n") and len(fields) == len(header) and fields[0].isdigit()
-                and int(fields[0]) < epoch):
-            kept.append(line)
-    with atomic_open(path, "w", newline="") as f:
-        f.writelines(kept)
 
 
 def train(params: Params, logdir: str | None = None, resume: bool = False) -> TrainResult:
@@ -416,8 +356,8 @@ def train(params: Params, logdir: str | None = None, resume: bool = False) -> Tr
             raise UserError(f"--resume: no checkpoint in {directory} (the run stopped before "
                             f"its first checkpoint); start it again without --resume")
         if mpi_util.rank() == 0:
-            _keep_progress_before(logdir, checkpoint.read_meta(snapshot)["position"][0])
-    elif mpi_util.rank() == 0 and os.path.exists(_progress_path(logdir)):
+            keep_progress_before(logdir, checkpoint.read_meta(snapshot)["position"][0])
+    elif mpi_util.rank() == 0 and os.path.exists(os.path.join(logdir, "progress.csv")):
         raise UserError(f"{logdir} already holds a run (progress.csv); pass --resume to continue "
                         f"it or choose another --logdir")
     trainer = Trainer(params, logdir)

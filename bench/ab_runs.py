@@ -1,0 +1,94 @@
+"""Two training commands as whole processes, alternating (A B A B ...), timed side by side.
+
+    python bench/ab_runs.py --label_a this --label_b other \\
+        --python_b /path/to/other/venv/bin/python --cwd_b /path/to/other/checkout \\
+        [--pairs 2] [--args --env=PandaPush-v3 --n_epochs=2] [--out FILE]
+
+Both sides run ``python -m baselines_her.her ARGS --seed=0 --logdir=TMP`` (A with this
+interpreter in this checkout unless ``--python_a`` / ``--cwd_a`` say otherwise), so the same
+command line is timed on two versions of the library or two settings (``--extra_a`` /
+``--extra_b`` add flags to one side). Reports each run's wall time and the epoch times from its
+progress.csv, the B / A ratios per pair and of the means, the machine and the load. Alternating
+spreads the machine's speed drift over both sides; compare numbers only within one table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_once(python: str, cwd: str, args: list, extra: list) -> dict:
+    logdir = tempfile.mkdtemp(prefix="ab_runs-")
+    cmd = [python, "-m", "baselines_her.her", *args, *extra, "--seed=0", f"--logdir={logdir}"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    with open(os.path.join(logdir, "progress.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"wall_s": wall, "epoch_s": [float(r["time/epoch_s"]) for r in rows],
+            "train_s": [float(r["time/train_s"]) for r in rows],
+            "rollout_s": [float(r["time/rollout_s"]) for r in rows],
+            "success": [float(r["test/success_rate"]) for r in rows]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--label_a", default="A")
+    ap.add_argument("--label_b", default="B")
+    ap.add_argument("--python_a", default=sys.executable)
+    ap.add_argument("--python_b", default=sys.executable)
+    ap.add_argument("--cwd_a", default=ROOT)
+    ap.add_argument("--cwd_b", default=ROOT)
+    ap.add_argument("--extra_a", nargs="*", default=[])
+    ap.add_argument("--extra_b", nargs="*", default=[])
+    ap.add_argument("--pairs", type=int, default=2)
+    ap.add_argument("--args", nargs=argparse.REMAINDER,
+                    default=["--env=PandaPush-v3", "--n_epochs=2"])
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ab_runs.json"))
+    a = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    runs = {"a": [], "b": []}
+    for pair in range(a.pairs):
+        for side in ("a", "b"):
+            python, cwd = getattr(a, f"python_{side}"), getattr(a, f"cwd_{side}")
+            r = run_once(python, cwd, a.args, getattr(a, f"extra_{side}"))
+            runs[side].append(r)
+            print(f"pair {pair} {getattr(a, f'label_{side}')}: wall {r['wall_s']:.1f} s, epochs "
+                  f"{', '.join(f'{x:.1f}' for x in r['epoch_s'])} s", flush=True)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    print(f"\n{' '.join(a.args)}; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load {load0:.2f} -> {os.getloadavg()[0]:.2f}\n")
+    print(f"| run | {a.label_a} wall s | {a.label_b} wall s | {a.label_a} last epoch s | "
+          f"{a.label_b} last epoch s | last epoch {a.label_b} / {a.label_a} |\n|---|---|---|---|---|---|")
+    for i, (ra, rb) in enumerate(zip(runs["a"], runs["b"])):
+        print(f"| {i} | {ra['wall_s']:.1f} | {rb['wall_s']:.1f} | {ra['epoch_s'][-1]:.1f} | "
+              f"{rb['epoch_s'][-1]:.1f} | {rb['epoch_s'][-1] / ra['epoch_s'][-1]:.2f} |")
+    ea = mean([r["epoch_s"][-1] for r in runs["a"]])
+    eb = mean([r["epoch_s"][-1] for r in runs["b"]])
+    wa, wb = mean([r["wall_s"] for r in runs["a"]]), mean([r["wall_s"] for r in runs["b"]])
+    print(f"\nmeans: last epoch {ea:.1f} vs {eb:.1f} s ({a.label_b} / {a.label_a} = {eb / ea:.2f}); "
+          f"wall {wa:.1f} vs {wb:.1f} s ({wb / wa:.2f})")
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump({"args": a.args, "labels": [a.label_a, a.label_b], "runs": runs,
+                   "extra": [a.extra_a, a.extra_b], "machine": platform.platform(),
+                   "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   "load": [load0, os.getloadavg()[0]]}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
