@@ -303,8 +303,10 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
     return Params(merged)
 
 
-# Flags that may differ from a run's params.json on --resume: they change how the run is watched
-# and saved, not what it computes (n_epochs may only grow).
+# Flags that may differ from a run's params.json on --resume: they change how the run is watched,
+# saved and executed, not the algorithm (n_epochs may only grow). num_threads and jit_compile
+# change floating-point rounding, and jit_compile TD3's noise draws, so a run resumed with other
+# values of these is not bit-identical to an uninterrupted one.
 RESUME_MUTABLE = ("n_epochs", "policy_save_interval", "num_threads", "logdir", "jit_compile",
                   "save_buffer")
 
