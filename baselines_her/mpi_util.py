@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from baselines_her.errors import USER_ERROR_EXIT, UserError
+from baselines_her.errors import DIVERGED_EXIT, USER_ERROR_EXIT, TrainingDiverged, UserError
 
 # Set in every rank by the launchers: MPICH/Intel MPI's Hydra mpiexec and Slurm's PMI-2 plugin
 # (PMI_RANK, PMI_SIZE; Hydra also MPI_LOCALNRANKS), Open MPI's mpirun (OMPI_COMM_WORLD_*), PMIx
@@ -141,8 +141,8 @@ def abort_on_exception(fn, *args, **kwargs):
     """Run ``fn``; on an exception in a multi-rank job print it once and abort every rank.
 
     Without this a failing rank leaves the others blocked in a collective forever. A
-    :class:`UserError` is printed as one line ``error: ...`` without a traceback and aborts
-    with the user-error exit status; anything else prints its traceback.
+    :class:`UserError` or :class:`TrainingDiverged` is printed as one line ``error: ...`` without
+    a traceback and aborts with its exit status (2 or 3); anything else prints its traceback.
     """
     try:
         return fn(*args, **kwargs)
@@ -151,12 +151,12 @@ def abort_on_exception(fn, *args, **kwargs):
         if c is None or c.Get_size() == 1 or isinstance(exc, SystemExit) and not exc.code:
             raise
         r, n = c.Get_rank(), c.Get_size()
-        if isinstance(exc, UserError):
+        if isinstance(exc, (UserError, TrainingDiverged)):
             if r != 0:
                 time.sleep(USER_ERROR_GRACE_S)
             where = "" if r == 0 else f" (rank {r} of {n})"
             print(f"error: {exc}{where}", file=sys.stderr, flush=True)
-            _abort(c, USER_ERROR_EXIT)
+            _abort(c, USER_ERROR_EXIT if isinstance(exc, UserError) else DIVERGED_EXIT)
         import traceback
         print(f"[rank {r}] fatal error, aborting all {n} ranks:\n"
               + "".join(traceback.format_exception(exc)), file=sys.stderr, flush=True)

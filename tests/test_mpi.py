@@ -137,24 +137,27 @@ def test_num_cpu_self_launch_trains_with_two_ranks(tmp_path):
 USER_ERROR_SCRIPT = """
 import sys
 from baselines_her import mpi_util
-from baselines_her.errors import UserError
+from baselines_her.errors import TrainingDiverged, UserError
 def work():
     if mpi_util.rank() in {ranks}:
-        raise UserError("--demo_file=missing.npz: no such file")
+        raise {exc}("{message}")
     mpi_util.comm().Barrier()  # the healthy rank would wait here forever without the abort
 mpi_util.abort_on_exception(work)
 """
 
 
+@pytest.mark.parametrize("exc,message", [
+    ("UserError", "--demo_file=missing.npz: no such file"),
+    ("TrainingDiverged", "training diverged: TD errors became NaN or inf at epoch 3, update 7")])
 @pytest.mark.parametrize("failing_ranks,suffix", [((0, 1), ""), ((1,), " (rank 1 of 2)")])
-def test_user_error_on_ranks_prints_one_line_and_aborts(failing_ranks, suffix):
+def test_user_error_on_ranks_prints_one_line_and_aborts(failing_ranks, suffix, exc, message):
     env = {k: v for k, v in os.environ.items() if k not in mpi_util.LAUNCH_ENV_VARS}
-    script = USER_ERROR_SCRIPT.format(ranks=set(failing_ranks))
+    script = USER_ERROR_SCRIPT.format(ranks=set(failing_ranks), exc=exc, message=message)
     out = subprocess.run([mpi_util.mpiexec_path(), "-n", "2", sys.executable, "-c", script],
                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert out.returncode != 0
     ours = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert ours == [f"error: --demo_file=missing.npz: no such file{suffix}"], out.stderr
+    assert ours == [f"error: {message}{suffix}"], out.stderr
     assert "Traceback" not in out.stderr
 
 
