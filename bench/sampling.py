@@ -215,7 +215,7 @@ def main() -> int:
 
     def her_batch_slots(impl, B):
         """One rng.integers slot draw and one (2, B) uniform draw, then her_future_indices +
-        gather (the session-2 path)."""
+        gather (the two-call draw, for comparison with the fused one)."""
         _, indices, gather = kernels[impl]
 
         def run():

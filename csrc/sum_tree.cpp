@@ -47,8 +47,8 @@ std::int64_t round_up8(std::int64_t n) { return (n + kFanout - 1) / kFanout * kF
 // Cache hints (prefetch_line, prefetch.hpp; no effect on results). A query batch descends level
 // by level, so the line an element needs in the next pass is known one pass ahead: prefetching
 // it lets the misses of the whole batch overlap. set() prefetches only the leaves it validates:
-// its other lines were read by the query that drew the batch. In a C++ driver A/B (session 4,
-// 256 updates of a 1e6 tree) hinting them one pass ahead cost ~0.5 us more than it saved, and
+// its other lines were read by the query that drew the batch. In a C++ driver A/B (256 updates
+// of a 1e6 tree) hinting them one pass ahead cost ~0.5 us more than it saved, and
 // hinting 8 or 16 elements ahead saved nothing.
 
 // Eight consecutive doubles (one node's children), loaded once for both of their reductions.
