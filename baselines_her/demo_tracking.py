@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from baselines_her.demo import DemoError, env_spec, open_env, save_episodes
+from baselines_her.episode import run_episodes
 from baselines_her.replay_buffer import EPISODE_KEYS
 
 # panda-gym v3 constants (panda_gym/envs/robots/panda.py, Panda.set_action and
@@ -82,40 +83,37 @@ def track(env, obs: dict, targets: np.ndarray, opening: Optional[np.ndarray],
           close_below: float) -> tuple:
     """Track ``targets`` (T+1, 3) for T steps from the reset observation ``obs``.
 
-    Steps ``env.unwrapped`` (success does not end the episode), as ``rollout.py`` does. Returns
-    ``(episode, report)``; ``report`` has ``tracking_error`` (per step, metres, ee position after
-    step k vs target k), ``start_offset``, ``success``, ``gripper_ignored`` and
-    ``no_gripper_column``.
+    Steps ``env.unwrapped`` through :func:`baselines_her.episode.run_episodes` (success does not
+    end the episode). Returns ``(episode, report)``; ``report`` has ``tracking_error`` (per step,
+    metres, ee position after step k vs target k+1), ``start_offset``, ``success``,
+    ``gripper_ignored`` and ``no_gripper_column``.
     """
     base = env.unwrapped
     T = len(targets) - 1
     du = env.action_space.shape[0]
     fingers = has_fingers(env)
-    o = [np.asarray(obs["observation"], np.float32)]
-    ag = [np.asarray(obs["achieved_goal"], np.float32)]
-    g, u, succ, err = [], [], [], []
+    err = []
     start_offset = float(np.linalg.norm(targets[0] - base.robot.get_ee_position()))
-    for k in range(T):
-        g.append(np.asarray(obs["desired_goal"], np.float32))
-        a = np.zeros(du, np.float32)
+
+    def control(t, o, ag, g, current):
         ee = np.asarray(base.robot.get_ee_position(), np.float64)
-        a[:3] = np.clip((targets[k + 1] - ee) / EE_STEP, -1.0, 1.0)
+        if t > 0:  # the ee position step t-1 reached: its tracking error
+            err.append(float(np.linalg.norm(ee - targets[t])))
+        a = np.zeros(du, np.float32)
+        a[:3] = np.clip((targets[t + 1] - ee) / EE_STEP, -1.0, 1.0)
         if fingers and opening is not None:
-            if opening[k + 1] < close_below:
+            if opening[t + 1] < close_below:
                 a[3] = -1.0
             else:
                 width = float(base.robot.get_fingers_width())
-                a[3] = np.clip((opening[k + 1] - width) / FINGER_STEP, -1.0, 1.0)
-        obs, _r, _term, _trunc, info = base.step(a)
-        u.append(a)
-        o.append(np.asarray(obs["observation"], np.float32))
-        ag.append(np.asarray(obs["achieved_goal"], np.float32))
-        succ.append([float(info.get("is_success", 0.0))])
-        err.append(float(np.linalg.norm(np.asarray(base.robot.get_ee_position()) - targets[k + 1])))
-    episode = {"o": np.stack(o), "ag": np.stack(ag), "g": np.stack(g), "u": np.stack(u),
-               "info_is_success": np.asarray(succ, np.float32)}
+                a[3] = np.clip((opening[t + 1] - width) / FINGER_STEP, -1.0, 1.0)
+        return a[None]
+
+    batch = run_episodes([base], [obs], control, T)
+    err.append(float(np.linalg.norm(np.asarray(base.robot.get_ee_position()) - targets[T])))
+    episode = {k: v[0] for k, v in batch.items()}
     report = {"tracking_error": np.asarray(err), "start_offset": start_offset,
-              "success": bool(succ[-1][0] > 0.5),
+              "success": bool(episode["info_is_success"][-1, 0] > 0.5),
               "gripper_ignored": opening is not None and not fingers,
               "no_gripper_column": opening is None and fingers}
     return episode, report

@@ -1,14 +1,16 @@
 """Rollouts: ``rollout_batch_size`` envs stepped together, one actor forward pass per step.
 
-Every episode runs exactly T steps: panda-gym's ``terminated=True`` on success is ignored, since
-goals are relabelled later and success is not terminal (DESIGN.md), and so is ``truncated``. The
-envs are stepped with their gymnasium wrappers, so wrappers that record or render see every step.
-T is the env's registered ``max_episode_steps``, so ``TimeLimit`` truncates on the last step;
-gymnasium's ``TimeLimit`` and ``OrderEnforcing`` accept steps after ``terminated=True``.
+The episode loop is :func:`baselines_her.episode.run_episodes`: exactly T steps, ``terminated``
+(panda-gym's success) and ``truncated`` ignored. The envs are stepped with their gymnasium
+wrappers, so wrappers that record or render see every step. T is the env's registered
+``max_episode_steps``, so ``TimeLimit`` truncates on the last step; gymnasium's ``TimeLimit`` and
+``OrderEnforcing`` accept steps after ``terminated=True``.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from baselines_her.episode import run_episodes
 
 
 class RolloutWorker:
@@ -37,29 +39,18 @@ class RolloutWorker:
         return np.where(use_random[:, None], random_u, u)
 
     def generate_rollouts(self, policy, explore: bool) -> tuple[dict, dict]:
-        """One episode per env. Returns the episode batch and stats (success_rate, final obs)."""
-        n, T = len(self.envs), self.T
-        dim_o, dim_g, dim_u = self.dims
-        o = np.empty((n, T + 1, dim_o), np.float32)
-        ag = np.empty((n, T + 1, dim_g), np.float32)
-        g = np.empty((n, T, dim_g), np.float32)
-        u = np.empty((n, T, dim_u), np.float32)
-        success = np.empty((n, T, 1), np.float32)
-        for i in range(n):
-            obs = self._reset(i)
-            o[i, 0], ag[i, 0] = obs["observation"], obs["achieved_goal"]
-            g[i, 0] = obs["desired_goal"]
-        for t in range(T):
-            goal = g[:, t]
-            action = policy(o[:, t], goal)
-            if explore:
-                action = self._explore(action)
-            u[:, t] = action
-            for i, env in enumerate(self.envs):
-                obs, _, _, _, info = env.step(u[i, t])
-                o[i, t + 1], ag[i, t + 1] = obs["observation"], obs["achieved_goal"]
-                if t + 1 < T:
-                    g[i, t + 1] = obs["desired_goal"]
-                success[i, t, 0] = float(info.get("is_success", 0.0))
-        batch = {"o": o, "ag": ag, "g": g, "u": u, "info_is_success": success}
+        """One episode per env. Returns the episode batch and stats (success_rate)."""
+        first_obs = [self._reset(i) for i in range(len(self.envs))]
+        dims = (np.shape(first_obs[0]["observation"])[0], np.shape(first_obs[0]["desired_goal"])[0],
+                self.envs[0].action_space.shape[0])
+        if dims != self.dims:
+            raise ValueError(f"envs have (dim_o, dim_g, dim_u) = {dims}, the worker was built for "
+                             f"{self.dims}")
+
+        def act(t, o, ag, g, obs):
+            action = policy(o, g)
+            return self._explore(action) if explore else action
+
+        batch = run_episodes(self.envs, first_obs, act, self.T)
+        success = batch["info_is_success"]
         return batch, {"success_rate": float(success[:, -1, 0].mean(dtype=np.float64))}

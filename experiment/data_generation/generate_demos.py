@@ -39,6 +39,7 @@ if _HERE not in sys.path:
 
 from baselines_her.demo import save_episodes  # noqa: E402  (validated, atomic write)
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
+from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
 
@@ -75,31 +76,21 @@ class ProgressBar:
 
 
 def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int]) -> Dict[str, np.ndarray]:
-    """One episode of exactly ``T`` steps. ``env.reset`` goes through the wrappers; steps go to
-    ``env.unwrapped`` so that neither ``terminated`` (success) nor the TimeLimit cuts it short."""
+    """One episode of exactly ``T`` steps (:func:`baselines_her.episode.run_episodes`).
+    ``env.reset`` goes through the wrappers; steps go to ``env.unwrapped`` so that neither
+    ``terminated`` (success) nor the TimeLimit cuts it short. ``policy_fn`` gets the observation
+    dict as the env returned it; its action is clipped to the action space."""
     obs, _ = env.reset(seed=seed)
-    base = env.unwrapped
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
-    o = [np.asarray(obs["observation"], dtype=np.float32)]
-    ag = [np.asarray(obs["achieved_goal"], dtype=np.float32)]
-    g, u, succ = [], [], []
-    for _ in range(T):
-        g.append(np.asarray(obs["desired_goal"], dtype=np.float32))
-        action = np.asarray(policy_fn(obs), dtype=np.float32).reshape(-1)
-        action = np.clip(action, env.action_space.low, env.action_space.high).astype(np.float32)
-        obs, _reward, _terminated, _truncated, info = base.step(action)
-        u.append(action)
-        o.append(np.asarray(obs["observation"], dtype=np.float32))
-        ag.append(np.asarray(obs["achieved_goal"], dtype=np.float32))
-        succ.append([float(info.get("is_success", 0.0))])
-    return {
-        "o": np.stack(o),
-        "ag": np.stack(ag),
-        "g": np.stack(g),
-        "u": np.stack(u),
-        "info_is_success": np.asarray(succ, dtype=np.float32),
-    }
+    low, high = env.action_space.low, env.action_space.high
+
+    def act(t, o, ag, g, current):
+        action = np.asarray(policy_fn(current[0]), dtype=np.float32).reshape(-1)
+        return np.clip(action, low, high).astype(np.float32)[None]
+
+    batch = run_episodes([env.unwrapped], [obs], act, T)
+    return {k: v[0] for k, v in batch.items()}
 
 
 def record_episodes(

@@ -41,6 +41,7 @@ if _HERE not in sys.path:
 
 from generate_demos import check_env_id  # noqa: E402
 
+from baselines_her.episode import Episodes  # noqa: E402
 from baselines_her.errors import UserErrorParser, run_cli  # noqa: E402
 
 # key name -> (axis, sign); axes: "right", "forward" (screen directions in the table plane), "z"
@@ -100,21 +101,28 @@ class Recorder:
     def _new_episode(self) -> None:
         obs, _ = self.env.reset(seed=self.seed + self.attempt)
         self.attempt += 1
-        self.obs = obs
-        self.t = 0
+        # success does not end the episode: the unwrapped env is stepped
+        self.episode = Episodes([self.base], [obs], self.T)
         self.started = False
         self.gripper_open = True
-        self.ep = {"o": [np.asarray(obs["observation"], np.float32)],
-                   "ag": [np.asarray(obs["achieved_goal"], np.float32)],
-                   "g": [], "u": [], "info_is_success": []}
+
+    @property
+    def t(self) -> int:
+        return self.episode.t
+
+    @property
+    def ep(self) -> dict:
+        """The running episode's arrays so far: ``o`` and ``ag`` (t+1, d), the others (t, d)."""
+        return {k: v[0] for k, v in self.episode.batch().items()}
 
     @property
     def done(self) -> bool:
-        return self.t >= self.T
+        return self.episode.done
 
     @property
     def success(self) -> bool:
-        return bool(self.ep["info_is_success"] and self.ep["info_is_success"][-1][0] > 0.5)
+        t = self.episode.t
+        return bool(t > 0 and self.episode.info_is_success[0, t - 1, 0] > 0.5)
 
     @property
     def n_saved(self) -> int:
@@ -173,15 +181,7 @@ class Recorder:
         """One env step if an episode is running; returns whether it stepped."""
         if self.quit or self.done or not self.started:
             return False
-        a = self.action()
-        self.ep["g"].append(np.asarray(self.obs["desired_goal"], np.float32))
-        obs, _r, _term, _trunc, info = self.base.step(a)  # success does not end the episode
-        self.obs = obs
-        self.ep["u"].append(a)
-        self.ep["o"].append(np.asarray(obs["observation"], np.float32))
-        self.ep["ag"].append(np.asarray(obs["achieved_goal"], np.float32))
-        self.ep["info_is_success"].append([float(info.get("is_success", 0.0))])
-        self.t += 1
+        self.episode.step(self.action()[None])
         if self.done:
             self.held.clear()
             self.message = (f"episode finished ({'success' if self.success else 'no success'}): "
@@ -191,7 +191,7 @@ class Recorder:
     def save(self) -> None:
         if not self.done:
             raise RuntimeError("only a finished episode (T steps) can be saved")
-        self.saved.append({k: np.asarray(v, np.float32) for k, v in self.ep.items()})
+        self.saved.append(self.ep)
         ok = "success" if self.success else "no success"
         self.message = f"saved episode {self.n_saved} ({ok})"
         if self.on_save is not None:
