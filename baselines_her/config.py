@@ -105,7 +105,7 @@ def _panda_env_params() -> dict:
     # Budgets per task (epochs of n_cycles x rollout_batch_size episodes). Reach needs few updates,
     # so its epochs are short to give a fine-grained curve and a quick default run.
     per_task = {
-        "Reach": {"n_epochs": 5, "n_cycles": 10},
+        "Reach": {"n_epochs": 10, "n_cycles": 10},
         "Push": {"n_epochs": 100},
         "Slide": {"n_epochs": 200},
         "PickAndPlace": {"n_epochs": 150},

@@ -9,7 +9,7 @@
 demos where the task's command uses them), one JSON per run and a markdown table in --outdir.
 ``--ship DIR`` evaluates each run's ``policy_best.pkl`` with ``play.py`` (100 episodes, seed 0)
 and writes its actor and normalisers to ``DIR/<EnvId>.pkl`` (the critics are left out: play.py
-needs only the actor).
+needs only the actor); ``--ship_policy FILE`` does the same for one policy file of a finished run.
 
 Each seed runs ``python -m baselines_her.her`` in a fresh process (wall time includes start-up,
 as a user sees it), then the run's progress.csv is read. Prints a markdown table: one row per
@@ -78,13 +78,14 @@ def demo_file(env: str, outdir: str) -> str:
     return path
 
 
-def ship(logdir: str, env: str, shipdir: str) -> dict:
-    """play.py's 100-episode success of the run's best policy; its actor to ``shipdir``."""
+def ship(policy: str, shipdir: str) -> dict:
+    """play.py's 100-episode success (seed 0) of a policy file; its actor and normalisers to
+    ``shipdir/<EnvId>.pkl``."""
     import play
     from baselines_her.policy_file import load_policy, save_policy
-    best = os.path.join(logdir, "policy_best.pkl")
-    result = play.evaluate(best, n_episodes=100, seed=0, verbose=False)
-    state = load_policy(best)
+    result = play.evaluate(policy, n_episodes=100, seed=0, verbose=False, progress=False)
+    state = load_policy(policy)
+    env = state["env_name"]
     state["weights"] = {"actor": state["weights"]["actor"]}
     os.makedirs(shipdir, exist_ok=True)
     save_policy(os.path.join(shipdir, f"{env}.pkl"), state)
@@ -111,7 +112,7 @@ def run_seeds(args, env: str, seeds: int, extra: list) -> list:
         s = summarize(os.path.join(logdir, "progress.csv"), args.threshold, wall)
         run = {"env": env, "seed": seed, "logdir": logdir, "command": " ".join(cmd[1:]), **s}
         if args.ship and seed == args.first_seed:
-            run.update(ship(logdir, env, args.ship))
+            run.update(ship(os.path.join(logdir, "policy_best.pkl"), args.ship))
         with open(os.path.join(logdir, "result.json"), "w") as f:
             json.dump(run, f, indent=1)
         runs.append(run)
@@ -135,7 +136,14 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="write results to this JSON file")
     ap.add_argument("--ship", default=None, metavar="DIR",
                     help="evaluate policy_best.pkl (100 episodes, seed 0), write DIR/<env>.pkl")
+    ap.add_argument("--ship_policy", default=None, metavar="FILE",
+                    help="with --ship: ship this policy file of an existing run instead of training")
     args = ap.parse_args()
+    if args.ship_policy:
+        shipped = ship(args.ship_policy, args.ship or "policies")
+        print(f"{args.ship_policy}: play.py 100 episodes, seed 0: "
+              f"{shipped['play_success_100_seed0']:.2f} -> {shipped['shipped']}")
+        return 0
     if args.prioritized != "none":
         args.set = args.set + [f"prioritized={args.prioritized}"]
 
