@@ -43,9 +43,6 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None],
     """Run a command line's ``main``; a :class:`UserError` becomes one stderr line and exit 2."""
     try:
         return int(main(argv) or 0)
-    except UserError as exc:
+    except (UserError, TrainingDiverged) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return USER_ERROR_EXIT
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return DIVERGED_EXIT
+        return USER_ERROR_EXIT if isinstance(exc, UserError) else DIVERGED_EXIT

@@ -47,6 +47,8 @@ import sys
 import tempfile
 import time
 
+from baselines_her.errors import UserError, run_cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
 ENV_ID = "PandaPush-v3"
@@ -114,10 +116,6 @@ SB3_CHECK = ("import json, stable_baselines3, torch, panda_gym, gymnasium; "
              "print(json.dumps({'sb3': stable_baselines3.__version__, 'torch': torch.__version__, "
              "'panda_gym': panda_gym.__version__, 'gymnasium': gymnasium.__version__, "
              "'cuda_build': torch.version.cuda}))")
-
-
-class BadInput(Exception):
-    """A flag the user can fix: one line on stderr, exit 2."""
 
 
 class RunFailed(Exception):
@@ -287,19 +285,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.pairs < 1:
-        raise BadInput(f"--pairs must be >= 1, got {args.pairs}")
+        raise UserError(f"--pairs must be >= 1, got {args.pairs}")
     if args.steps < STEPS_PER_CYCLE or args.steps % STEPS_PER_CYCLE:
-        raise BadInput(f"--steps must be a positive multiple of {STEPS_PER_CYCLE} "
+        raise UserError(f"--steps must be a positive multiple of {STEPS_PER_CYCLE} "
                        f"({N_ENVS} envs x {T} steps), got {args.steps}")
     if not (os.path.isfile(args.ours_python) and os.access(args.ours_python, os.X_OK)):
-        raise BadInput(f"--ours_python {args.ours_python} is not an executable file")
+        raise UserError(f"--ours_python {args.ours_python} is not an executable file")
     if args.sb3_python is not None:
         if not (os.path.isfile(args.sb3_python) and os.access(args.sb3_python, os.X_OK)):
-            raise BadInput(f"--sb3_python {args.sb3_python} is not an executable file")
+            raise UserError(f"--sb3_python {args.sb3_python} is not an executable file")
         try:
             sb3_info = {"venv": None, **sb3_versions(args.sb3_python)}
         except RunFailed as exc:
-            raise BadInput(str(exc)) from None
+            raise UserError(str(exc)) from None
     else:
         args.sb3_python, sb3_info = ensure_sb3_venv(args.venv, args.torch, args.pip_arg)
         sb3_info = {"venv": args.venv, **sb3_info}
@@ -365,10 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
-    except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(run_cli(main))  # a bad flag: one line, exit 2
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -38,6 +38,8 @@ import json
 import os
 import shutil
 import sys
+
+from baselines_her.errors import UserError, run_cli
 import tempfile
 import time
 from collections import defaultdict
@@ -57,10 +59,6 @@ OVERHEAD_PARTS = [("act", "action selection"), ("explore", "exploration noise"),
 
 
 ABSORBED = "@absorbed"  # call counts of calls made inside test or saving (time not split out)
-
-
-class BadInput(Exception):
-    """A flag or value the user can fix: one line on stderr, exit 2."""
 
 
 class NotFound(Exception):
@@ -308,30 +306,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON path (default bench/results/profile_epoch-<date>.json)")
     args = ap.parse_args(argv)
     if args.epochs < 1:
-        raise BadInput(f"--epochs must be >= 1, got {args.epochs}")
+        raise UserError(f"--epochs must be >= 1, got {args.epochs}")
     if args.n_cycles is not None and args.n_cycles < 1:
-        raise BadInput(f"--n_cycles must be >= 1, got {args.n_cycles}")
+        raise UserError(f"--n_cycles must be >= 1, got {args.n_cycles}")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from baselines_her.config import prepare_params
-    from baselines_her.errors import UserError
     from baselines_her.train import Trainer
 
     overrides = {}
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise BadInput(f"--param takes KEY=VALUE, got {item!r}")
+            raise UserError(f"--param takes KEY=VALUE, got {item!r}")
         overrides[key] = value
     overrides.update({"n_epochs": args.epochs, "seed": args.seed})
     if args.n_cycles is not None:
         overrides["n_cycles"] = args.n_cycles
     if args.num_threads is not None:
         overrides["num_threads"] = args.num_threads
-    try:
-        params = prepare_params(args.env, overrides)
-    except (UserError, ValueError) as exc:  # a bad env id or value
-        raise BadInput(str(exc)) from None
+    params = prepare_params(args.env, overrides)  # a bad env id or value: a UserError
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     logdir = tempfile.mkdtemp(prefix="profile_epoch-")
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -407,10 +401,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
-    except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(run_cli(main))  # a bad flag: one line, exit 2
     except NotFound as exc:
         print(f"error: cannot profile: {exc}; bench/profile_epoch.py must follow the change",
               file=sys.stderr)
