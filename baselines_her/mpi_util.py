@@ -26,6 +26,9 @@ LAUNCH_ENV_VARS = MPI_LAUNCH_VARS + SLURM_TASK_VARS
 # A rank other than 0 waits this long before printing a user error, so that an error every rank
 # hits (a bad flag) is printed once, by rank 0, whose abort ends the others first.
 USER_ERROR_GRACE_S = 2.0
+# A rank sleeps this long between printing its error and aborting: the launcher forwards a rank's
+# stderr through a pipe, and an abort that ends the job first loses the line on a busy machine.
+ABORT_FLUSH_S = 0.5
 
 _comm = None
 _comm_checked = False
@@ -164,6 +167,7 @@ def abort_on_exception(fn, *args, **kwargs):
 
 
 def _abort(c, code: int) -> None:
+    time.sleep(ABORT_FLUSH_S)
     c.Abort(code)
     os._exit(code)  # MPICH's MPI_Abort can return before the launcher ends this rank
 
