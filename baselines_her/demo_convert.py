@@ -1,5 +1,6 @@
-"""Importers of pickled demo formats, for ``python -m baselines_her.demo convert``, and the
-unpickling and vector helpers that the human-buffer importer
+"""Importers of pickled demo formats, for ``python -m baselines_her.demo convert``, the writer
+of baselines' demo layout (:func:`write_baselines`, for ``fetch_data_generation.py --format
+baselines``), and the unpickling and vector helpers that the human-buffer importer
 (:mod:`baselines_her.demo_human_buffer`) shares.
 
 ``convert --from-baselines`` reads the format of baselines' ``fetch_data_generation.py``
@@ -21,14 +22,16 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from baselines_her.atomic import atomic_open
 from baselines_her.demo import (BASELINES_KEYS, DemoError, env_spec, save_episodes,
                                 validate_episodes)
 from baselines_her.replay_buffer import EPISODE_KEYS
 
+OBS_KEYS = ("observation", "achieved_goal", "desired_goal")
 PICKLE_EPISODE_KEYS = ("state", "action", "info", "achieved_goal", "desired_goal", "next_state",
                        "next_achieved_goal")
 
@@ -150,8 +153,7 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
         for t in range(T + 1):
             d = ob[t]
             where = f"{src}: 'obs' episode {e} step {t}"
-            if not isinstance(d, dict) or any(k not in d for k in
-                                              ("observation", "achieved_goal", "desired_goal")):
+            if not isinstance(d, dict) or any(k not in d for k in OBS_KEYS):
                 got = sorted(d) if isinstance(d, dict) else type(d).__name__
                 raise DemoError(f"{where}: expected a dict with keys observation, achieved_goal,"
                                 f" desired_goal, got {got}")
@@ -176,6 +178,61 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
     for k in ("o", "ag", "g", "u"):
         lists[k] = stack(lists[k], f"{src}: key {k!r} across episodes")
     return _finish(lists, src, max_u, out)
+
+
+def to_baselines_layout(episodes: Iterable[Tuple[Sequence[dict], Sequence, Sequence[dict]]],
+                        time_limit: int) -> dict:
+    """The arrays baselines' ``fetch_data_generation.py`` saved, from episodes as the env
+    returned them.
+
+    ``episodes`` yields ``(observations, actions, infos)`` per episode: the T+1 observation dicts
+    (reset first), the T actions the env was stepped with and the T info dicts it returned.
+    Returns ``{"acs", "obs", "info"}`` as numpy made them from baselines' per-episode lists:
+    observation dicts with float64 copies of ``observation``, ``achieved_goal`` and
+    ``desired_goal`` (the env's values), actions as lists of floats, info dicts with
+    ``is_success`` as ``np.float32`` and, from step ``time_limit`` on,
+    ``TimeLimit.truncated = True`` (what gym's ``TimeLimit`` added). With equal episode lengths
+    ``acs`` is a float64 (N, T, du) array and ``obs``/``info`` are (N, T+1)/(N, T) object arrays;
+    with unequal ones each key is an (N,) object array of lists.
+    """
+    acs, obs, info = [], [], []
+    for observations, actions, infos in episodes:
+        if len(observations) != len(actions) + 1 or len(infos) != len(actions):
+            raise ValueError(f"an episode needs T+1 observations and T info dicts for T actions, "
+                             f"got {len(observations)}, {len(infos)} and {len(actions)}")
+        obs.append([{k: np.array(d[k], dtype=np.float64) for k in OBS_KEYS}
+                    for d in observations])
+        acs.append([[float(x) for x in np.asarray(a, dtype=np.float64).reshape(-1)]
+                    for a in actions])
+        steps = []
+        for t, d in enumerate(infos):
+            step = {**d, "is_success": np.float32(d["is_success"])}
+            if t + 1 >= time_limit:
+                step["TimeLimit.truncated"] = True
+            steps.append(step)
+        info.append(steps)
+    if not acs:
+        raise ValueError("no episodes to write")
+    equal = len({len(a) for a in acs}) == 1
+    return {"acs": np.array(acs) if equal else np.array(acs, dtype=object),
+            "obs": np.array(obs, dtype=object), "info": np.array(info, dtype=object)}
+
+
+def write_baselines(path, episodes: Iterable[Tuple[Sequence[dict], Sequence, Sequence[dict]]],
+                    time_limit: int) -> str:
+    """Write :func:`to_baselines_layout` of ``episodes`` as baselines did
+    (``np.savez_compressed(f, acs=, obs=, info=)``), atomically; ``.npz`` is appended when
+    missing. Returns the path. ``convert --from-baselines`` reads the file back."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    arrays = to_baselines_layout(episodes, time_limit)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise DemoError(f"{path}: directory {directory} does not exist")
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, acs=arrays["acs"], obs=arrays["obs"], info=arrays["info"])
+    return path
 
 
 def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,

@@ -14,6 +14,7 @@ pytest.importorskip("gymnasium_robotics")
 
 from baselines_her.config import prepare_params  # noqa: E402
 from baselines_her.demo import load_episodes, load_episodes_for_env  # noqa: E402
+from baselines_her.demo_convert import to_baselines_layout, write_baselines  # noqa: E402
 from baselines_her.envs import describe_env, make_env  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,10 +119,9 @@ def test_fetchreach_learns_through_the_cli(tmp_path):
 
 
 def fetch_episode(env, expert, seed, steps, gain):
-    """One episode as baselines' fetch_data_generation.py stored it: T+1 observation dicts of
-    float64 arrays, actions as lists of floats (unclipped: the env clips them), info dicts with
-    np.float32 is_success and TimeLimit.truncated from step T on. ``steps`` > T is the
-    stalled episode of that script (it steps past the time limit)."""
+    """One episode as baselines' fetch_data_generation.py ran it: the T+1 observation dicts, the
+    actions as lists of floats (unclipped: the env clips them) and the env's info dicts.
+    ``steps`` > T is the stalled episode of that script (it steps past the time limit)."""
     obs, _ = env.reset(seed=seed)
     expert.reset()
     observations = [{k: np.array(v, dtype=np.float64) for k, v in obs.items()}]
@@ -132,26 +132,28 @@ def fetch_episode(env, expert, seed, steps, gain):
         obs, _, _, _, info = env.step(np.array(a))
         observations.append({k: np.array(v, dtype=np.float64) for k, v in obs.items()})
         actions.append(a)
-        step_info = {"is_success": np.float32(info["is_success"])}
-        if t + 1 >= 50:
-            step_info["TimeLimit.truncated"] = True
-        infos.append(step_info)
+        infos.append(info)
     return observations, actions, infos
 
 
 def write_baselines_fetch_file(path, episodes, extra_keys=False):
+    """The file baselines' script wrote (``demo_convert.write_baselines``: info dicts with
+    np.float32 is_success and TimeLimit.truncated from step T on); ``extra_keys`` adds the
+    ep_rets, rews and done keys of forks of that script."""
+    if not extra_keys:
+        write_baselines(path, episodes, time_limit=50)
+        return
+
     def objects(items):  # what numpy made of per-episode lists of unequal lengths
         a = np.empty(len(items), dtype=object)
         for i, x in enumerate(items):
             a[i] = x
         return a
 
-    arrays = {"acs": objects([e[1] for e in episodes]), "obs": objects([e[0] for e in episodes]),
-              "info": objects([e[2] for e in episodes])}
-    if extra_keys:
-        arrays["ep_rets"] = np.array([-float(len(e[1])) for e in episodes])
-        arrays["rews"] = objects([[-1.0] * len(e[1]) for e in episodes])
-        arrays["done"] = objects([[False] * (len(e[1]) - 1) + [True] for e in episodes])
+    arrays = to_baselines_layout(episodes, time_limit=50)
+    arrays["ep_rets"] = np.array([-float(len(e[1])) for e in episodes])
+    arrays["rews"] = objects([[-1.0] * len(e[1]) for e in episodes])
+    arrays["done"] = objects([[False] * (len(e[1]) - 1) + [True] for e in episodes])
     np.savez_compressed(path, **arrays)
 
 
@@ -239,3 +241,57 @@ def test_fetch_data_generation_file_is_what_the_trainer_loads(tmp_path):
     assert check.returncode == 0, check.stderr
     assert "2 episodes of T=50 steps for FetchPickAndPlace-v4; final success rate 1.00" in \
         check.stdout
+
+
+def test_fetch_data_generation_baselines_format_converts_to_the_native_file(tmp_path):
+    """--format baselines writes baselines' layout from the env's own float64 values, and
+    converting it gives exactly the native file of the same seed: both are float32 casts of the
+    same float64 observations, the same float32 actions and the same success flags."""
+    name, script = "FetchPickAndPlace-v4", os.path.join(DATA_GEN, "fetch_data_generation.py")
+    native, old = tmp_path / "native_3.npz", tmp_path / "data_fetch_random_3.npz"
+    for path, fmt in ((native, []), (old, ["--format", "baselines"])):
+        out = run([script, "--episodes", "3", "--seed", "0", "--out", str(path), *fmt],
+                  cwd=tmp_path, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"expert success rate: 1.00 (3/3 episodes) -> {path}"
+
+    # baselines' layout: what np.savez_compressed made of its per-episode lists.
+    with np.load(old, allow_pickle=True) as f:
+        assert sorted(f.files) == ["acs", "info", "obs"]
+        acs, obs, info = f["acs"], f["obs"], f["info"]
+    assert acs.dtype == np.float64 and acs.shape == (3, 50, 4)
+    assert obs.dtype == object and obs.shape == (3, 51)
+    assert info.dtype == object and info.shape == (3, 50)
+    for d in obs.flat:
+        assert type(d) is dict and list(d) == ["observation", "achieved_goal", "desired_goal"]
+        assert [(v.dtype, v.shape) for v in d.values()] == [
+            (np.float64, (25,)), (np.float64, (3,)), (np.float64, (3,))]
+    for row in info:
+        for t, d in enumerate(row):
+            assert type(d) is dict and type(d["is_success"]) is np.float32
+            last = {"TimeLimit.truncated": True} if t == 49 else {}
+            assert d == {"is_success": d["is_success"], **last}
+
+    # The observations are the env's float64 values: replaying the stored (float32) actions
+    # from the same resets (seed + episode) returns them bit for bit.
+    env = make_env(name)
+    try:
+        for e in range(3):
+            o, _ = env.reset(seed=e)
+            for t in range(51):
+                for k in o:
+                    assert np.array_equal(obs[e, t][k], o[k]), (e, t, k)
+                if t < 50:
+                    o, _, _, _, i = env.unwrapped.step(acs[e, t].astype(np.float32))
+                    assert i["is_success"] == info[e, t]["is_success"]
+    finally:
+        env.close()
+
+    conv = tmp_path / "converted.npz"
+    out = run(["-m", "baselines_her.demo", "convert", "--from-baselines", str(old), str(conv),
+               "--env", name], cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    a, b = load_episodes(conv, 50, 25, 3, 4), load_episodes(native, 50, 25, 3, 4)
+    assert sorted(a) == sorted(b)
+    for k in b:
+        assert a[k].dtype == b[k].dtype == np.float32 and np.array_equal(a[k], b[k]), k

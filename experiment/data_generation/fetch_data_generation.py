@@ -2,14 +2,19 @@
 ``her/experiment/data_generation/fetch_data_generation.py``).
 
     python experiment/data_generation/fetch_data_generation.py [--env FetchPickAndPlace-v4] \
-        --episodes 100 --seed 0 --out data_fetch_random_100.npz [--only_success] [--noise 0.0]
+        --episodes 100 --seed 0 --out data_fetch_random_100.npz [--only_success] [--noise 0.0] \
+        [--format native|baselines]
 
 Same idea as the baselines script (go above the block, go down with the gripper open, close it,
-carry the block to the goal and hold it there), rewritten as a stateful expert and written in
-the native demo format of baselines_her (see ``generate_demos.py``): an ``.npz`` of float32
-arrays ``o (B,T+1,25)``, ``ag (B,T+1,3)``, ``g (B,T,3)``, ``u (B,T,4)``,
-``info_is_success (B,T,1)``, T = 50. Unlike the baselines script every episode runs exactly T
-steps and nothing is pickled.
+carry the block to the goal and hold it there), rewritten as a stateful expert. Every episode
+runs exactly T = 50 steps. ``--format native`` (the default) writes the native demo format of
+baselines_her (see ``generate_demos.py``): an ``.npz`` of float32 arrays ``o (B,T+1,25)``,
+``ag (B,T+1,3)``, ``g (B,T,3)``, ``u (B,T,4)``, ``info_is_success (B,T,1)``, nothing pickled.
+``--format baselines`` writes the same episodes in the layout of the baselines script,
+``np.savez_compressed(f, acs=, obs=, info=)`` (:func:`baselines_her.demo_convert.write_baselines`:
+the env's float64 observation dicts, the actions the env was stepped with, info dicts with
+``is_success`` and ``TimeLimit.truncated`` on the last step), for tools that read that layout;
+``python -m baselines_her.demo convert --from-baselines`` turns it into the native file.
 
 Needs ``pip install gymnasium-robotics "mujoco>=3.1,<3.4"`` (3.3.7 works; the 3.17 release that
 ``mujoco<4`` resolves to breaks the Fetch envs' joint set-up with an AssertionError).
@@ -140,6 +145,9 @@ def _main(argv) -> int:
     p = build_parser("Scripted FetchPickAndPlace demonstrations (baselines data generation).",
                      env_required=False,
                      env_help="gymnasium env id (default: the newest FetchPickAndPlace-vN registered)")
+    p.add_argument("--format", choices=("native", "baselines"), default="native",
+                   help="native: the baselines_her demo file (default); baselines: baselines' "
+                        "acs/obs/info layout (pickled object arrays)")
     args = p.parse_args(argv)
     _register()
     if args.env is None:
@@ -152,7 +160,7 @@ def _main(argv) -> int:
     if args.out is None:
         args.out = f"data_fetch_random_{args.episodes}.npz"
     validate_args(p, args)
-    return generate(args, lambda name: FetchPickAndPlaceExpert(), make_fetch_env)
+    return generate(args, lambda name: FetchPickAndPlaceExpert(), make_fetch_env, fmt=args.format)
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ import argparse
 import difflib
 import os
 import sys
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -38,6 +38,7 @@ if _HERE not in sys.path:
 
 
 from baselines_her.demo import save_episodes  # noqa: E402  (validated, atomic write)
+from baselines_her.demo_convert import write_baselines  # noqa: E402
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
 from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
@@ -75,11 +76,32 @@ class ProgressBar:
         self._bar.close()
 
 
-def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int]) -> Dict[str, np.ndarray]:
+class StepLog:
+    """``env`` stepped unchanged, keeping copies of what each step was given and returned: the
+    observation dicts (the reset one first), actions and info dicts, in the env's own dtypes."""
+
+    def __init__(self, env, first_obs: dict):
+        self.env, self.action_space = env, env.action_space
+        self.observations = [{k: np.array(v) for k, v in first_obs.items()}]
+        self.actions: list = []
+        self.infos: list = []
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.actions.append(np.array(action))
+        self.observations.append({k: np.array(v) for k, v in obs.items()})
+        self.infos.append(dict(info))
+        return obs, reward, terminated, truncated, info
+
+
+def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int],
+                keep_steps: bool = False) -> Dict[str, Any]:
     """One episode of exactly ``T`` steps (:func:`baselines_her.episode.run_episodes`).
     ``env.reset`` goes through the wrappers; steps go to ``env.unwrapped`` so that neither
     ``terminated`` (success) nor the TimeLimit cuts it short. ``policy_fn`` gets the observation
-    dict as the env returned it; its action is clipped to the action space."""
+    dict as the env returned it; its action is clipped to the action space. Returns the float32
+    episode arrays; with ``keep_steps`` also ``"steps"``: the ``(observations, actions, infos)``
+    of a :class:`StepLog`, as the env returned them."""
     obs, _ = env.reset(seed=seed)
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
@@ -89,8 +111,12 @@ def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int]) -> Dict[s
         action = np.asarray(policy_fn(current[0]), dtype=np.float32).reshape(-1)
         return np.clip(action, low, high).astype(np.float32)[None]
 
-    batch = run_episodes([env.unwrapped], [obs], act, T)
-    return {k: v[0] for k, v in batch.items()}
+    stepped = StepLog(env.unwrapped, obs) if keep_steps else env.unwrapped
+    batch = run_episodes([stepped], [obs], act, T)
+    episode: Dict[str, Any] = {k: v[0] for k, v in batch.items()}
+    if keep_steps:
+        episode["steps"] = (stepped.observations, stepped.actions, stepped.infos)
+    return episode
 
 
 def record_episodes(
@@ -106,6 +132,7 @@ def record_episodes(
     max_attempts: Optional[int] = None,
     progress: bool = False,
     label: str = "",
+    steps: Optional[List[tuple]] = None,
 ) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
     """Record ``n`` episodes of ``policy_fn`` in ``env`` as one episode batch.
 
@@ -114,7 +141,9 @@ def record_episodes(
     clipping) and, when ``seed`` is None, the per-episode reset seeds. Attempt ``i`` is reset with
     ``seed + i``. With ``only_success`` failed episodes (``info_is_success`` at the last step is
     0) are dropped and attempts continue up to ``max_attempts`` (default ``10 * n``); hitting the
-    cap raises :class:`TooFewSuccesses`.
+    cap raises :class:`TooFewSuccesses`. When ``steps`` is a list, the kept episodes'
+    ``(observations, actions, infos)`` as the env returned them (:class:`StepLog`) are appended
+    to it, in the order of the batch.
 
     Returns ``(batch, stats)``: ``batch`` is the dict of float32 arrays ``o (n,T+1,do)``,
     ``ag (n,T+1,dg)``, ``g (n,T,dg)``, ``u (n,T,du)``, ``info_is_success (n,T,1)``; ``stats`` has
@@ -156,12 +185,14 @@ def record_episodes(
                 f"(cap {max_attempts}); the expert's success rate is too low for --only_success: "
                 f"raise --max_attempts_factor or drop --only_success; nothing written"
             )
-        ep = run_episode(env, act, T, seed + attempts)
+        ep = run_episode(env, act, T, seed + attempts, keep_steps=steps is not None)
         attempts += 1
         ok = bool(ep["info_is_success"][-1, 0] > 0.5)
         successes += ok
         if ok or not only_success:
             episodes.append(ep)
+            if steps is not None:
+                steps.append(ep["steps"])
         if bar is not None:
             bar.update(len(episodes), f"success {successes}/{attempts}")
     if bar is not None:
@@ -225,20 +256,29 @@ def validate_args(p: argparse.ArgumentParser, args) -> None:
         p.error(f"--out {args.out!r} is a directory; expected a .npz file name")
 
 
-def generate(args, make_policy: Callable, make_env: Callable) -> int:
-    """Shared main body of the demo-generation CLIs."""
+def generate(args, make_policy: Callable, make_env: Callable, fmt: str = "native") -> int:
+    """Shared main body of the demo-generation CLIs. ``fmt`` is ``"native"`` (the file format
+    above) or ``"baselines"``: the same episodes in baselines' layout
+    (:func:`baselines_her.demo_convert.write_baselines`), from the env's own float64 values."""
+    if fmt not in ("native", "baselines"):
+        raise ValueError(f"fmt must be 'native' or 'baselines', got {fmt!r}")
     env = make_env(args.env)
     policy = make_policy(args.env)
     rng = np.random.default_rng(args.seed)
+    steps: Optional[List[tuple]] = [] if fmt == "baselines" else None
     try:
         batch, stats = record_episodes(
             env, policy, args.episodes, rng, args.only_success, seed=args.seed,
             noise=args.noise, max_attempts=args.max_attempts_factor * args.episodes,
-            progress=not args.no_progress, label=f"{args.env} ",
+            progress=not args.no_progress, label=f"{args.env} ", steps=steps,
         )
     finally:
         env.close()
-    path = save_episodes(args.out, batch)
+    if steps is None:
+        path = save_episodes(args.out, batch)
+    else:
+        # Every episode ran exactly T = max_episode_steps steps, the limit of gym's TimeLimit.
+        path = write_baselines(args.out, steps, time_limit=batch["u"].shape[1])
     rate = stats["successes"] / stats["attempts"]
     kept = f", kept {stats['kept']}" if args.only_success else ""
     print(f"expert success rate: {rate:.2f} ({stats['successes']}/{stats['attempts']} episodes{kept}) -> {path}")
