@@ -29,8 +29,13 @@ _PREFIX = "step-"
 
 
 def _generators(trainer) -> dict:
-    return {"rollout": trainer.rngs.rollout, "sampler": trainer.rngs.sampler,
-            "envs": trainer.worker.env_rngs + trainer.evaluator.env_rngs}
+    generators = {"rollout": trainer.rngs.rollout, "sampler": trainer.rngs.sampler,
+                  "envs": trainer.worker.env_rngs + trainer.evaluator.env_rngs}
+    # Only runs with demo resets draw from it (demo_reset_prob cannot change on resume), so
+    # checkpoints of runs without them need not hold it.
+    if trainer.worker.demo_resets is not None:
+        generators["demo_reset"] = trainer.worker.demo_resets.rng
+    return generators
 
 
 def save(trainer) -> str:

@@ -76,6 +76,8 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "demo_batch_size": 128,
     "prm_loss_weight": 0.001,
     "aux_loss_weight": 0.0078,
+    # resets to demonstration states (Nair et al. 2018): needs the demos' simulator states
+    "demo_reset_prob": 0.0,
     # human buffer: a fixed share of every batch drawn from recorded human episodes
     "human_file": "",
     "human_ratio": 0.0,
@@ -253,6 +255,11 @@ def _validate(p: dict) -> None:
     need(not p["q_filter"] or p["bc_loss"], "--q_filter=1 needs --bc_loss=1")
     need(not p["demo_file"] or p["num_demo"] >= 1,
          f"--num_demo must be >= 1 with --demo_file, got {p['num_demo']}")
+    need(0.0 <= p["demo_reset_prob"] <= 1.0,
+         f"--demo_reset_prob must be in [0, 1], got {p['demo_reset_prob']}")
+    need(not p["demo_reset_prob"] or p["demo_file"],
+         f"--demo_reset_prob={p['demo_reset_prob']} needs --demo_file=FILE.npz whose demos carry "
+         f"simulator states (key 'sim_state', written by generate_demos.py)")
     need(not p["bc_loss"] or p["demo_file"] or (p["human_file"] and p["human_bc"]),
          "--bc_loss=1 needs --demo_file (or --human_file with --human_bc=1)")
     replay_rows = batch_rows(p)["replay"]
@@ -429,6 +436,9 @@ PARAM_HELP: Mapping[str, str] = MappingProxyType({
     "demo_batch_size": "rows of each batch drawn from the demo buffer",
     "prm_loss_weight": "weight of the RL actor loss when bc_loss is on",
     "aux_loss_weight": "weight of the behaviour-cloning loss when bc_loss is on",
+    "demo_reset_prob": "probability that a training episode starts from a random step of a "
+                       "random demo (its goal too) instead of a reset; needs a --demo_file with "
+                       "simulator states (panda-gym)",
     "human_file": "native .npz file of recorded human episodes, a fixed share of each batch",
     "human_ratio": "share of each batch drawn from --human_file, in [0, 1)",
     "human_her": "relabel the human rows with HER as well",

@@ -39,11 +39,15 @@ PROG = "python -m baselines_her.demo"
 
 
 def check_file(path: str, env_name: str, out: Callable = print) -> dict:
-    batch = load_episodes_for_env(path, env_name)
+    batch = load_episodes_for_env(path, env_name, sim_states="optional")
     n, T = batch["u"].shape[:2]
     final = batch["info_is_success"][:, -1, 0]
+    states = batch.get("sim_state")
+    carries = (f"; simulator states (sim_state, S={states.shape[2]}): yes"
+               if states is not None else "; simulator states (sim_state): no")
     out(f"{path}: {n} episodes of T={T} steps for {env_name}; final success rate "
-        f"{final.mean():.2f} ({int(final.sum())}/{n}); |u| max {np.abs(batch['u']).max():.3f}")
+        f"{final.mean():.2f} ({int(final.sum())}/{n}); |u| max {np.abs(batch['u']).max():.3f}"
+        f"{carries}")
     return batch
 
 

@@ -109,8 +109,12 @@ def _check_env_and_files(params) -> None:
     its package cannot build or a bad demo/human file costs a second, not a TensorFlow start."""
     from baselines_her.envs import describe_env, make_env
     env = make_env(params.env_name)
+    resets, state_dim = params.demo_reset_prob > 0, None
     try:
         spec = describe_env(env, params.env_name)
+        if resets:
+            from baselines_her.sim_state import state_size
+            state_dim = state_size(env)  # an env without restorable states is a user error
     finally:
         env.close()
     if not (params.demo_file or params.human_file):
@@ -120,7 +124,9 @@ def _check_env_and_files(params) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run warns when it loads them
         if params.demo_file:
-            load_episodes(params.demo_file, *shape, num=params.num_demo, source="--demo_file")
+            load_episodes(params.demo_file, *shape, num=params.num_demo, source="--demo_file",
+                          sim_states="required" if resets else "ignore",
+                          sim_state_dim=state_dim)
         if params.human_file:
             load_episodes(params.human_file, *shape, source="--human_file")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baselines_her import checkpoint, mpi_util
+from baselines_her import checkpoint, mpi_util, sim_state
 from baselines_her.config import Params, batch_rows, prepare_resume_params
 from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.her_sampler import HerSampler
@@ -23,7 +23,7 @@ from baselines_her.logger import Logger, keep_progress_before, last_logged_epoch
 from baselines_her.policy_file import save_policy
 from baselines_her.prioritized import annealed_beta, make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
-from baselines_her.rollout import RolloutWorker
+from baselines_her.rollout import DemoResets, RolloutWorker
 from baselines_her.seeding import seed_everything
 from baselines_her.sources import EpisodeSource, fixed_source, sample_mixed
 
@@ -121,29 +121,39 @@ class Trainer:
         self.sampler = HerSampler(params.replay_strategy, params.replay_k, spec.T,
                                   spec.compute_reward, spec.distance_threshold)
         self.priorities = make_priorities(params.prioritized, self.buffer, params, spec.dt)
+        self.logger = Logger(logdir, enabled=self.rank == 0)
+        self.sources, demo_states = self._build_sources(dims, envs[0])
+        demo_resets = (DemoResets(demo_states, params.demo_reset_prob, self.rngs.demo_reset)
+                       if demo_states is not None else None)
         self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
                                     self.rngs.env_seeds[:n_train], params.noise_eps,
-                                    params.random_eps)
+                                    params.random_eps, demo_resets=demo_resets)
         self.evaluator = RolloutWorker(envs[n_train:], spec.T, *dims, max_u, self.rngs.rollout,
                                        self.rngs.env_seeds[n_train:])
-        self.logger = Logger(logdir, enabled=self.rank == 0)
-        self.sources = self._build_sources(dims)
         self.best_success, self.best_epoch, self.env_steps, self.cycles_done = -1.0, -1, 0, 0
         self.position = (0, 0)  # the next (epoch, cycle) to run
         self.stats = _new_epoch_stats()
         self.last_row: dict | None = None  # the progress row of the last finished epoch
         self.checkpoint_dir = checkpoint.checkpoint_dir(logdir, self.rank)
 
-    def _build_sources(self, dims: tuple) -> list:
-        """Replay, plus demo and human episode sources when their files are given."""
+    def _build_sources(self, dims: tuple, env) -> tuple[list, np.ndarray | None]:
+        """Replay, plus demo and human episode sources when their files are given; and the
+        demos' simulator states when ``--demo_reset_prob`` > 0 (else None). ``env``: one of the
+        run's envs, whose state size the states must have."""
         p, T = self.params, self.spec.T
         rows = batch_rows(p)
         sources = [EpisodeSource("replay", self.buffer, self.sampler, rows["replay"], False,
                                  priorities=self.priorities)]
+        demo_states = None
         if p.demo_file or p.human_file:
             from baselines_her.demo import load_episodes
         if p.demo_file:
-            demos = load_episodes(p.demo_file, T, *dims, num=p.num_demo, source="--demo_file")
+            resets = p.demo_reset_prob > 0
+            state_dim = sim_state.state_size(env) if resets else None  # non-panda: a user error
+            demos = load_episodes(p.demo_file, T, *dims, num=p.num_demo, source="--demo_file",
+                                  sim_states="required" if resets else "ignore",
+                                  sim_state_dim=state_dim)
+            demo_states = demos.pop("sim_state", None)
             sources.append(fixed_source("demo", demos, self.sampler, rows["demo"], p.bc_loss, dims))
             self._update_normalizers(demos)  # demo data updates the normalisers
         if p.human_file:
@@ -156,7 +166,10 @@ class Trainer:
         for s in sources[1:]:
             self.logger.info(f"{s.name} source: {s.buffer.current_size} episodes, {s.rows} rows "
                              f"per batch, behaviour cloning {'on' if s.bc else 'off'}")
-        return sources
+        if demo_states is not None:
+            self.logger.info(f"demo resets: a training episode starts from a demo state with "
+                             f"probability {p.demo_reset_prob}")
+        return sources, demo_states
 
     # ---- one cycle / epoch -------------------------------------------------------------------
     def _update_normalizers(self, episodes: dict) -> None:

@@ -117,8 +117,8 @@ def test_cli_writes_native_demo_file(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "expert success rate:" in captured.out and f"episodes) -> {out}" in captured.out
     with np.load(out, allow_pickle=False) as f:
-        assert sorted(f.files) == sorted(KEYS)
-        _check_batch({k: f[k] for k in f.files}, "PandaPush-v3", 3)
+        assert sorted(f.files) == sorted(KEYS + ("sim_state",))  # states: test_demo_reset.py
+        _check_batch({k: f[k] for k in KEYS}, "PandaPush-v3", 3)
 
 
 def test_cli_only_success(tmp_path):

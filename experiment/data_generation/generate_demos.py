@@ -4,13 +4,16 @@
         --seed 0 --out demos.npz [--only_success] [--noise 0.0]
 
 The output is the native demo file of baselines_her: an ``.npz`` (``np.savez_compressed``) of
-plain float32 arrays with the episode-batch shapes, loadable with ``allow_pickle=False``::
+plain float32 arrays with the episode-batch shapes (the simulator states float64), loadable with
+``allow_pickle=False``::
 
     o               (B, T+1, do)   observations, including the final one
     ag              (B, T+1, dg)   achieved goals, including the final one
     g               (B, T,   dg)   desired goal at each step
     u               (B, T,   du)   actions taken (after noise and clipping)
     info_is_success (B, T,   1)    info['is_success'] after each step
+    sim_state       (B, T+1, S)    float64 simulator state at each step (panda-gym envs), for
+                                   ``--demo_reset_prob`` (layout: ``baselines_her.sim_state``)
 
 Every episode runs exactly T = ``env.spec.max_episode_steps`` steps: panda-gym's
 ``terminated=True`` on success is ignored (the unwrapped env is stepped), as in the rest of the
@@ -43,6 +46,7 @@ from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prin
 from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
+from baselines_her import sim_state  # noqa: E402
 
 
 class TooFewSuccesses(UserError, RuntimeError):
@@ -95,19 +99,25 @@ class StepLog:
 
 
 def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int],
-                keep_steps: bool = False) -> Dict[str, Any]:
+                keep_steps: bool = False, sim_states: bool = False) -> Dict[str, Any]:
     """One episode of exactly ``T`` steps (:func:`baselines_her.episode.run_episodes`).
     ``env.reset`` goes through the wrappers; steps go to ``env.unwrapped`` so that neither
     ``terminated`` (success) nor the TimeLimit cuts it short. ``policy_fn`` gets the observation
     dict as the env returned it; its action is clipped to the action space. Returns the float32
     episode arrays; with ``keep_steps`` also ``"steps"``: the ``(observations, actions, infos)``
-    of a :class:`StepLog`, as the env returned them."""
+    of a :class:`StepLog`, as the env returned them; with ``sim_states`` also ``"sim_state"``:
+    the (T+1, S) float64 simulator states (:func:`baselines_her.sim_state.capture`) that
+    ``o[t]`` was observed in."""
     obs, _ = env.reset(seed=seed)
     if hasattr(policy_fn, "reset"):
         policy_fn.reset()
     low, high = env.action_space.low, env.action_space.high
 
+    states = []
+
     def act(t, o, ag, g, current):
+        if sim_states:  # act sees step t before it is taken
+            states.append(sim_state.capture(env))
         action = np.asarray(policy_fn(current[0]), dtype=np.float32).reshape(-1)
         return np.clip(action, low, high).astype(np.float32)[None]
 
@@ -116,6 +126,9 @@ def run_episode(env, policy_fn: Callable, T: int, seed: Optional[int],
     episode: Dict[str, Any] = {k: v[0] for k, v in batch.items()}
     if keep_steps:
         episode["steps"] = (stepped.observations, stepped.actions, stepped.infos)
+    if sim_states:
+        states.append(sim_state.capture(env))  # the state after the last step
+        episode["sim_state"] = np.stack(states)
     return episode
 
 
@@ -133,6 +146,7 @@ def record_episodes(
     progress: bool = False,
     label: str = "",
     steps: Optional[List[tuple]] = None,
+    sim_states: bool = False,
 ) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
     """Record ``n`` episodes of ``policy_fn`` in ``env`` as one episode batch.
 
@@ -143,7 +157,8 @@ def record_episodes(
     0) are dropped and attempts continue up to ``max_attempts`` (default ``10 * n``); hitting the
     cap raises :class:`TooFewSuccesses`. When ``steps`` is a list, the kept episodes'
     ``(observations, actions, infos)`` as the env returned them (:class:`StepLog`) are appended
-    to it, in the order of the batch.
+    to it, in the order of the batch. With ``sim_states`` the batch also holds ``sim_state``
+    (n, T+1, S), float64 (a panda-gym env: :mod:`baselines_her.sim_state`).
 
     Returns ``(batch, stats)``: ``batch`` is the dict of float32 arrays ``o (n,T+1,do)``,
     ``ag (n,T+1,dg)``, ``g (n,T,dg)``, ``u (n,T,du)``, ``info_is_success (n,T,1)``; ``stats`` has
@@ -185,7 +200,8 @@ def record_episodes(
                 f"(cap {max_attempts}); the expert's success rate is too low for --only_success: "
                 f"raise --max_attempts_factor or drop --only_success; nothing written"
             )
-        ep = run_episode(env, act, T, seed + attempts, keep_steps=steps is not None)
+        ep = run_episode(env, act, T, seed + attempts, keep_steps=steps is not None,
+                         sim_states=sim_states)
         attempts += 1
         ok = bool(ep["info_is_success"][-1, 0] > 0.5)
         successes += ok
@@ -198,6 +214,8 @@ def record_episodes(
     if bar is not None:
         bar.close()
     batch = {k: np.stack([ep[k] for ep in episodes]).astype(np.float32) for k in EPISODE_KEYS}
+    if sim_states:
+        batch["sim_state"] = np.stack([ep["sim_state"] for ep in episodes])
     return batch, {"attempts": attempts, "successes": successes, "kept": len(episodes)}
 
 
@@ -266,11 +284,14 @@ def generate(args, make_policy: Callable, make_env: Callable, fmt: str = "native
     policy = make_policy(args.env)
     rng = np.random.default_rng(args.seed)
     steps: Optional[List[tuple]] = [] if fmt == "baselines" else None
+    # The native file carries simulator states wherever they can be restored (panda-gym).
+    with_states = fmt == "native" and sim_state.supported(env)
     try:
         batch, stats = record_episodes(
             env, policy, args.episodes, rng, args.only_success, seed=args.seed,
             noise=args.noise, max_attempts=args.max_attempts_factor * args.episodes,
             progress=not args.no_progress, label=f"{args.env} ", steps=steps,
+            sim_states=with_states,
         )
     finally:
         env.close()
