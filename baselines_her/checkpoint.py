@@ -7,9 +7,15 @@ atomic rename), so ``latest`` names a complete snapshot at every instant; older 
 deleted after the switch. A snapshot holds:
 
 - ``tf.*``: networks, target networks, optimisers, update counter, target-noise generator;
-- ``arrays.npz``: replay buffer (unless ``--save_buffer=0``), normalisers, priorities;
+- ``arrays.npz``: replay buffer (unless ``--save_buffer=0``), normalisers, priorities, and the
+  pending episodes (``pending/<key>``) if any;
 - ``meta.json``: position (next epoch and cycle), counters, numpy generator states, the partial
-  statistics of the current epoch and the row of the last finished epoch.
+  statistics of the current epoch, the row of the last finished epoch, and the pending episodes'
+  stats (``pending``, absent without them).
+
+Pending episodes exist after a stop with the rollout process: the episodes of the next cycle,
+which ran while the stopped cycle trained; the generator states saved are those after them, and
+the resumed run stores them as its first cycle's episodes instead of running rollouts.
 
 :func:`save` and :func:`restore` gather and restore the state of every component of a
 ``train.Trainer``; the functions below them are the on-disk format.
@@ -26,6 +32,7 @@ from baselines_her.atomic import atomic_write_bytes
 
 LATEST = "latest"
 _PREFIX = "step-"
+_PENDING = "pending/"  # array keys of the pending episodes
 
 
 def _generators(trainer) -> dict:
@@ -51,6 +58,10 @@ def save(trainer) -> str:
             "cycles_done": trainer.cycles_done, "stats": trainer.stats,
             "last_row": trainer.last_row, "has_buffer": bool(trainer.params.save_buffer),
             "rng": generator_states(_generators(trainer))}
+    if trainer.pending is not None:
+        episodes, info = trainer.pending
+        arrays.update({f"{_PENDING}{key}": value for key, value in episodes.items()})
+        meta["pending"] = info
     return write_snapshot(trainer.checkpoint_dir, trainer.agent.tf_checkpoint(), arrays, meta)
 
 
@@ -69,6 +80,11 @@ def restore(trainer, snapshot: str) -> dict:
     trainer.best_success, trainer.best_epoch = meta["best_success"], meta["best_epoch"]
     trainer.env_steps, trainer.cycles_done = meta["env_steps"], meta["cycles_done"]
     trainer.stats, trainer.last_row = meta["stats"], meta["last_row"]
+    trainer.pending = None
+    if meta.get("pending") is not None:
+        episodes = {key[len(_PENDING):]: value for key, value in arrays.items()
+                    if key.startswith(_PENDING)}
+        trainer.pending = (episodes, meta["pending"])
     return meta
 
 

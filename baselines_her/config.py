@@ -29,6 +29,9 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "num_cpu": 1,  # MPI workers; >1 re-launches itself under the environment's mpiexec
     "jit_compile": True,  # XLA-compile the update (several updates per compiled call)
     "save_buffer": True,  # keep the replay buffer in the checkpoint (resume refills it otherwise)
+    # step the training envs in a second process during the updates (one-process runs; MPI ranks
+    # already fill the cores, so prepare_params turns it off there unless the flag is given)
+    "rollout_process": True,
     # networks and optimisation (baselines values)
     "max_u": 1.0,
     "layers": 3,
@@ -265,6 +268,9 @@ def _validate(p: dict) -> None:
     replay_rows = batch_rows(p)["replay"]
     need(replay_rows >= 1, f"--batch_size={p['batch_size']} leaves {replay_rows} replay rows after "
          f"demo ({p['demo_batch_size'] if p['demo_file'] else 0}) and human rows; raise it")
+    need(not (p["rollout_process"] and p["num_cpu"] > 1),
+         f"--rollout_process=1 is for one-process runs; with --num_cpu={p['num_cpu']} MPI ranks "
+         f"the rollouts run in the ranks: drop the flag")
     need(p["buffer_size"] >= p["T"],
          f"--buffer_size ({p['buffer_size']}) must hold at least one episode of T={p['T']} steps")
 
@@ -298,6 +304,8 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
     for key, value in overrides.items():
         merged[key] = _coerce(key, value, DEFAULT_PARAMS[key])
     merged["env_name"] = env_name
+    if "rollout_process" not in overrides and merged["num_cpu"] > 1:
+        merged["rollout_process"] = False
     if merged["human_bc"] and "bc_loss" not in overrides:
         merged["bc_loss"] = True  # human rows are behaviour-cloned only with BC on
     if T is None:
@@ -313,9 +321,10 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
 # Flags that may differ from a run's params.json on --resume: they change how the run is watched,
 # saved and executed, not the algorithm (n_epochs may only grow). num_threads and jit_compile
 # change floating-point rounding, and jit_compile TD3's noise draws, so a run resumed with other
-# values of these is not bit-identical to an uninterrupted one.
+# values of these is not bit-identical to an uninterrupted one; nor is one resumed with another
+# rollout_process, which decides whether rollouts use the actor of one cycle earlier.
 RESUME_MUTABLE = ("n_epochs", "policy_save_interval", "num_threads", "logdir", "jit_compile",
-                  "save_buffer")
+                  "save_buffer", "rollout_process")
 
 
 def prepare_resume_params(logdir: str, overrides: Mapping[str, Any] | None = None) -> Params:
@@ -340,6 +349,8 @@ def prepare_resume_params(logdir: str, overrides: Mapping[str, Any] | None = Non
     overrides = dict(overrides or {})
     _check_known(overrides, "overrides")
     merged = {**DEFAULT_PARAMS, **saved}  # keys added to DEFAULT_PARAMS after the run started
+    if "rollout_process" not in saved:
+        merged["rollout_process"] = False  # such a run stepped its envs in the learner's process
     for key, value in overrides.items():
         value = _coerce(key, value, DEFAULT_PARAMS[key])
         if key == "n_epochs" and value < saved.get("n_epochs", value):
@@ -393,6 +404,8 @@ PARAM_HELP: Mapping[str, str] = MappingProxyType({
     "jit_compile": "XLA-compile the update step",
     "save_buffer": "store the replay buffer in each checkpoint (0 saves disk; a resumed run "
                    "then starts with an empty buffer)",
+    "rollout_process": "step the training envs in a second process while the learner trains; "
+                       "rollouts then use the actor of one cycle earlier (off under MPI)",
     "max_u": "action bound used by the actor (capped at the env's own bound)",
     "layers": "hidden layers of the actor and of each critic",
     "hidden": "units per hidden layer",

@@ -12,6 +12,8 @@ its reset-seed generator advance as always), then the simulator is put into the 
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from baselines_her import sim_state
@@ -85,7 +87,9 @@ class RolloutWorker:
         return np.where(use_random[:, None], random_u, u)
 
     def generate_rollouts(self, policy, explore: bool) -> tuple[dict, dict]:
-        """One episode per env. Returns the episode batch and stats (success_rate)."""
+        """One episode per env. Returns the episode batch and stats: ``success_rate`` and
+        ``rollout_s``, the seconds the rollouts took."""
+        t0 = time.perf_counter()
         first_obs = [self._reset(i) for i in range(len(self.envs))]
         if self.demo_resets is not None:
             first_obs = self.demo_resets.apply(self.envs, first_obs)
@@ -101,4 +105,5 @@ class RolloutWorker:
 
         batch = run_episodes(self.envs, first_obs, act, self.T)
         success = batch["info_is_success"]
-        return batch, {"success_rate": float(success[:, -1, 0].mean(dtype=np.float64))}
+        return batch, {"success_rate": float(success[:, -1, 0].mean(dtype=np.float64)),
+                       "rollout_s": time.perf_counter() - t0}

@@ -1,6 +1,15 @@
 """The epoch loop: rollouts -> store -> updates -> target update per cycle; per epoch: test
 rollouts, a resumable checkpoint, the progress row, policy files.
 
+With ``--rollout_process`` (one-process runs) the training rollouts run in a second process
+(:mod:`baselines_her.rollout_process`) while the learner trains. Cycle c then receives its
+episodes (running them first when nothing is in flight: the first cycle of an epoch and the first
+after a start or resume), asks for cycle c+1's episodes with the actor it was given (the weights
+after cycle c-1's updates) unless c is the epoch's last cycle, and stores and trains as in one
+process. So rollouts use the actor of one cycle earlier, the pipeline is empty at every epoch's
+end (test rollouts and checkpoint), and a stop waits for the episodes in flight and saves them in
+the checkpoint as the next cycle's pending episodes.
+
 Order at the end of an epoch: checkpoint (holding the epoch's row), then the row in TensorBoard
 and progress.csv, then policy files. A kill at any instant therefore resumes from a complete
 checkpoint, and resume writes any row and policy files the kill cut off, so every epoch appears
@@ -24,6 +33,7 @@ from baselines_her.policy_file import save_policy
 from baselines_her.prioritized import annealed_beta, make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import DemoResets, RolloutWorker
+from baselines_her.rollout_process import RolloutProcess
 from baselines_her.seeding import seed_everything
 from baselines_her.sources import EpisodeSource, fixed_source, sample_mixed
 
@@ -93,8 +103,11 @@ class StopSignals:
 
 
 def _new_epoch_stats() -> dict:
+    # rollout_s: the learner's time getting episodes (running them, or waiting for the rollout
+    # process); collect_s: the time the rollouts took, wherever they ran.
     return {"critic": [], "actor": [], "bc": [], "bc_rows": [], "train_success": [],
-            "rollout_s": 0.0, "train_s": 0.0, "elapsed_s": 0.0, "stale": 0, "env_steps": 0}
+            "rollout_s": 0.0, "collect_s": 0.0, "train_s": 0.0, "elapsed_s": 0.0, "stale": 0,
+            "env_steps": 0}
 
 
 class Trainer:
@@ -109,7 +122,12 @@ class Trainer:
         self.rank = mpi_util.rank()
         n_train, n_test = params.rollout_batch_size, params.n_test_rollouts
         self.rngs = seed_everything(params.seed, self.rank, n_envs=n_train + n_test)
-        envs = [make_env(params.env_name) for _ in range(n_train + max(n_test, 1))]
+        if params.rollout_process and mpi_util.size() > 1:
+            raise UserError(f"--rollout_process=1 is for one-process runs; this run has "
+                            f"{mpi_util.size()} MPI ranks: drop the flag")
+        # With the rollout process the training envs live there; this process builds the test envs.
+        n_here = 0 if params.rollout_process else n_train
+        envs = [make_env(params.env_name) for _ in range(n_here + max(n_test, 1))]
         self.spec = spec = describe_env(envs[0], params.env_name)
         if spec.T != params.T:
             raise ValueError(f"params.T={params.T} but env {params.env_name} has T={spec.T}")
@@ -125,11 +143,21 @@ class Trainer:
         self.sources, demo_states = self._build_sources(dims, envs[0])
         demo_resets = (DemoResets(demo_states, params.demo_reset_prob, self.rngs.demo_reset)
                        if demo_states is not None else None)
-        self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
-                                    self.rngs.env_seeds[:n_train], params.noise_eps,
-                                    params.random_eps, demo_resets=demo_resets)
-        self.evaluator = RolloutWorker(envs[n_train:], spec.T, *dims, max_u, self.rngs.rollout,
+        train_seeds = self.rngs.env_seeds[:n_train]
+        if params.rollout_process:
+            self.worker = RolloutProcess(params.env_name, n_train, spec.T, *dims, max_u,
+                                         self.rngs.rollout, train_seeds, params.noise_eps,
+                                         params.random_eps, demo_resets=demo_resets)
+        else:
+            self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
+                                        train_seeds, params.noise_eps, params.random_eps,
+                                        demo_resets=demo_resets)
+        # Shares the exploration generator but never draws from it (explore=False).
+        self.evaluator = RolloutWorker(envs[n_here:], spec.T, *dims, max_u, self.rngs.rollout,
                                        self.rngs.env_seeds[n_train:])
+        # Episodes that ran while a stopped run's last cycle trained: the next cycle's (they are
+        # saved in the checkpoint). (episode batch, stats) or None.
+        self.pending: tuple[dict, dict] | None = None
         self.best_success, self.best_epoch, self.env_steps, self.cycles_done = -1.0, -1, 0, 0
         self.position = (0, 0)  # the next (epoch, cycle) to run
         self.stats = _new_epoch_stats()
@@ -184,15 +212,34 @@ class Trainer:
             self.priorities.on_store(slots, episodes)
         self._update_normalizers(episodes)
 
-    def _cycle(self, actor, epoch: int) -> None:
+    @property
+    def _in_flight(self) -> bool:
+        """Rollouts were requested from the rollout process and not yet received."""
+        return isinstance(self.worker, RolloutProcess) and self.worker.in_flight
+
+    def _episodes(self, actor) -> tuple[dict, dict]:
+        """This cycle's training episodes: the pending ones, those in flight, or run now."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            return pending
+        if self._in_flight:
+            return self.worker.receive()
+        return self.worker.generate_rollouts(actor, explore=True)
+
+    def _cycle(self, actor, epoch: int, prefetch: bool = False) -> None:
+        """One cycle with ``actor`` (the weights after the previous cycle's updates). With the
+        rollout process and ``prefetch`` (every cycle but an epoch's last), the next cycle's
+        rollouts run with ``actor`` during this cycle's updates."""
         p, stats = self.params, self.stats
         t0 = time.perf_counter()
-        episodes, info = self.worker.generate_rollouts(actor, explore=True)
+        episodes, info = self._episodes(actor)
+        if prefetch and isinstance(self.worker, RolloutProcess):
+            self.worker.submit(actor)
+        t1 = time.perf_counter()
         self._store(episodes)
         steps = episodes["u"].shape[0] * self.spec.T
         self.env_steps += steps
         stats["env_steps"] += steps
-        t1 = time.perf_counter()
         replay = self.sources[0]
         replay.beta = annealed_beta(p.beta0, self.cycles_done / max(p.n_epochs * p.n_cycles, 1))
         if p.n_batches:
@@ -205,7 +252,15 @@ class Trainer:
         self.cycles_done += 1
         stats["train_success"].append(info["success_rate"])
         stats["rollout_s"] += t1 - t0
+        stats["collect_s"] += info["rollout_s"]
         stats["train_s"] += time.perf_counter() - t1
+
+    def _receive_in_flight(self) -> None:
+        """Wait for rollouts in flight; they become the next cycle's pending episodes."""
+        if self._in_flight:
+            t0 = time.perf_counter()
+            self.pending = self.worker.receive()
+            self.stats["rollout_s"] += time.perf_counter() - t0
 
     def _train(self, batch: dict, epoch: int) -> None:
         """Updates on a stack of batches; stops the run if anything became NaN or inf."""
@@ -249,6 +304,19 @@ class Trainer:
         return float(np.mean(successes)), float(np.mean(qs))
 
     def run(self, stop: StopSignals | None = None) -> TrainResult:
+        """Train from :attr:`position` to ``n_epochs``, or until ``stop`` is requested. The
+        rollout process, if any, is shut down when this returns or raises."""
+        try:
+            return self._run(stop)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Shut the rollout process down (a later rollout starts it again)."""
+        if isinstance(self.worker, RolloutProcess):
+            self.worker.close()
+
+    def _run(self, stop: StopSignals | None) -> TrainResult:
         p, log = self.params, self.logger
         log.write_params(p)
         log.info(f"baselines_her: {p.env_name} algo={p.algo} seed={p.seed} T={p.T} "
@@ -261,9 +329,10 @@ class Trainer:
         for epoch in range(first_epoch, p.n_epochs):
             t_epoch = time.perf_counter() - self.stats["elapsed_s"]
             for cycle in range(first_cycle if epoch == first_epoch else 0, p.n_cycles):
-                self._cycle(actor, epoch)
+                self._cycle(actor, epoch, prefetch=cycle + 1 < p.n_cycles)
                 actor = self.agent.numpy_actor()
                 if stop is not None and stop.requested():
+                    self._receive_in_flight()
                     self.position = (epoch, cycle + 1)
                     self.stats["elapsed_s"] = time.perf_counter() - t_epoch
                     self.save_checkpoint()
@@ -296,6 +365,11 @@ class Trainer:
                            stopped_by)
 
     def _epoch_row(self, epoch, test_success, mean_q, test_s, epoch_s):
+        """The epoch's progress row. Times in seconds: ``time/rollout_s`` is the time the
+        learner spent getting training episodes (running them, or with the rollout process
+        waiting for them), ``time/train_s`` storing them and the updates, ``time/test_s`` the
+        test rollouts, ``time/epoch_s`` the whole epoch; ``perf/env_steps_per_s`` divides the
+        epoch's env steps by the time the training rollouts took, wherever they ran."""
         o_norm, g_norm, stats = self.agent.o_norm, self.agent.g_norm, self.stats
         mean = lambda key: np.mean(stats[key]) if stats[key] else np.nan  # noqa: E731
         local = np.array([test_success, mean_q, np.mean(stats["train_success"]), mean("critic"),
@@ -317,7 +391,7 @@ class Trainer:
             "total/updates": int(self.agent.n_updates.numpy()),
             "time/rollout_s": stats["rollout_s"], "time/train_s": stats["train_s"],
             "time/test_s": test_s, "time/epoch_s": epoch_s,
-            "perf/env_steps_per_s": epoch_steps / max(stats["rollout_s"], 1e-9),
+            "perf/env_steps_per_s": epoch_steps / max(stats["collect_s"], 1e-9),
             "perf/updates_per_s": len(stats["critic"]) / max(stats["train_s"], 1e-9),
         }
 
@@ -338,10 +412,13 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Everything needed to continue the run at :attr:`position` (see checkpoint.py)."""
+        if self._in_flight:  # their generators' states are not known here yet
+            raise RuntimeError("checkpoint requested while rollouts are in flight")
         checkpoint.save(self)
 
     def load_checkpoint(self, snapshot: str) -> None:
         meta = checkpoint.restore(self, snapshot)
+        self.stats = {**_new_epoch_stats(), **self.stats}  # keys a checkpoint may lack
         if not meta["has_buffer"]:
             self.logger.info("the checkpoint holds no replay buffer (--save_buffer=0): resuming "
                              "with an empty buffer")

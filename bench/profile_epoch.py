@@ -5,7 +5,9 @@
 
 Runs real epochs through ``baselines_her.train.Trainer`` (params from ``config.prepare_params``
 with the env's defaults; ``--n_cycles`` shortens the epoch, ``--param`` sets any other key) and
-times them by wrapping methods on the live objects (no library file is changed). Rows:
+times them by wrapping methods on the live objects (no library file is changed). The training envs
+step in the learner's process (``rollout_process=0`` unless ``--param`` sets it): with the rollout
+process they step in another process, where nothing here can time them. Rows:
 
 env.step        every training env's ``step``, at the level the rollout worker calls it
 env.reset       every training env's ``reset``
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             raise UserError(f"--param takes KEY=VALUE, got {item!r}")
         overrides[key] = value
+    overrides.setdefault("rollout_process", 0)  # env steps in this process, to be timed
     overrides.update({"n_epochs": args.epochs, "seed": args.seed})
     if args.n_cycles is not None:
         overrides["n_cycles"] = args.n_cycles

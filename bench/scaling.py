@@ -6,7 +6,9 @@
 Each configuration trains for ``--epochs`` short epochs in a fresh process (``--num_cpu=N`` for N
 ranks) and reports the last epoch's ``perf/env_steps_per_s`` (all ranks' env steps over rank 0's
 rollout time) and ``perf/updates_per_s`` (synchronous updates per second, i.e. per rank), so
-tracing and start-up are excluded. Prints a markdown table.
+tracing and start-up are excluded. Every configuration steps its envs in its ranks
+(``--rollout_process=0``, as MPI runs do), so one rank and several compare like for like. Prints a
+markdown table.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def run(env: str, ranks: int, rollout_batch_size: int, epochs: int, n_cycles: in
     cmd = [sys.executable, "-m", "baselines_her.her", f"--env={env}", f"--num_cpu={ranks}",
            f"--rollout_batch_size={rollout_batch_size}", f"--n_epochs={epochs}",
            f"--n_cycles={n_cycles}", "--n_test_rollouts=2", "--policy_save_interval=0",
-           f"--prioritized={prioritized}", f"--logdir={logdir}"]
+           f"--prioritized={prioritized}", "--rollout_process=0", f"--logdir={logdir}"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
