@@ -70,11 +70,17 @@ class RolloutWorker:
         self.max_u, self.rng = float(max_u), rng
         self.noise_eps, self.random_eps = float(noise_eps), float(random_eps)
         # panda-gym re-seeds its goal sampler from OS entropy on every reset(seed=None), so every
-        # reset gets a seed drawn from the env's own generator: runs are reproducible.
-        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[: len(envs)]]
+        # reset gets a seed drawn from a generator of its own: runs are reproducible. There is
+        # one generator per episode slot; with more seeds than envs (the test episodes, run in
+        # rounds on a few envs), successive calls take the next slots in turn.
+        if len(env_seeds) < len(self.envs):
+            raise ValueError(f"{len(env_seeds)} env seeds for {len(self.envs)} envs")
+        n_slots = len(env_seeds) if len(env_seeds) > len(self.envs) else len(self.envs)
+        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[:n_slots]]
+        self._next_slot = 0
 
-    def _reset(self, i: int) -> dict:
-        obs, _ = self.envs[i].reset(seed=int(self.env_rngs[i].integers(2**31 - 1)))
+    def _reset(self, i: int, slot: int) -> dict:
+        obs, _ = self.envs[i].reset(seed=int(self.env_rngs[slot].integers(2**31 - 1)))
         return obs
 
     def _explore(self, u: np.ndarray) -> np.ndarray:
@@ -86,13 +92,20 @@ class RolloutWorker:
         use_random = self.rng.random(n) < self.random_eps
         return np.where(use_random[:, None], random_u, u)
 
-    def generate_rollouts(self, policy, explore: bool) -> tuple[dict, dict]:
-        """One episode per env. Returns the episode batch and stats: ``success_rate`` and
+    def generate_rollouts(self, policy, explore: bool,
+                          n_episodes: int | None = None) -> tuple[dict, dict]:
+        """One episode on each of the first ``n_episodes`` envs (default: all), reset from the
+        next episode slots. Returns the episode batch and stats: ``success_rate`` and
         ``rollout_s``, the seconds the rollouts took."""
         t0 = time.perf_counter()
-        first_obs = [self._reset(i) for i in range(len(self.envs))]
+        n = len(self.envs) if n_episodes is None else int(n_episodes)
+        if not 1 <= n <= len(self.envs):
+            raise ValueError(f"n_episodes={n_episodes}: this worker has {len(self.envs)} envs")
+        envs, slots = self.envs[:n], len(self.env_rngs)
+        first_obs = [self._reset(i, (self._next_slot + i) % slots) for i in range(n)]
+        self._next_slot = (self._next_slot + n) % slots
         if self.demo_resets is not None:
-            first_obs = self.demo_resets.apply(self.envs, first_obs)
+            first_obs = self.demo_resets.apply(envs, first_obs)
         dims = (np.shape(first_obs[0]["observation"])[0], np.shape(first_obs[0]["desired_goal"])[0],
                 self.envs[0].action_space.shape[0])
         if dims != self.dims:
@@ -103,7 +116,7 @@ class RolloutWorker:
             action = policy(o, g)
             return self._explore(action) if explore else action
 
-        batch = run_episodes(self.envs, first_obs, act, self.T)
+        batch = run_episodes(envs, first_obs, act, self.T)
         success = batch["info_is_success"]
         return batch, {"success_rate": float(success[:, -1, 0].mean(dtype=np.float64)),
                        "rollout_s": time.perf_counter() - t0}

@@ -104,7 +104,7 @@ class RolloutProcess:
     ``rng``, :attr:`env_rngs` and ``demo_resets.rng`` are the parent's copies of the child's
     generators: :meth:`submit` sends their states, :meth:`receive` sets them to the states after
     the rollouts. ``demo_resets`` (optional) supplies the demo states and the probability; its
-    ``last_starts`` is set from the child's. The child starts at the first request.
+    ``last_starts`` is set from the child's. The child starts with :meth:`start` or at the first request.
     """
 
     def __init__(self, env_name: str, n_envs: int, T: int, dim_o: int, dim_g: int, dim_u: int,
@@ -120,6 +120,7 @@ class RolloutProcess:
                                                                  demo_resets.prob)}
         self._process = None
         self._conn = None
+        self._starting = False  # started, its "ready" message not read yet
         self.in_flight = False  # a request was sent and its reply not yet received
         self.tensorflow_in_child = False  # as the child reported when it started
 
@@ -128,7 +129,11 @@ class RolloutProcess:
         """The child's process id while it runs."""
         return self._process.pid if self._process is not None else None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the child, which builds its envs, and return at once (the first request waits
+        for it to be ready). Requests start it if this was not called."""
+        if self._process is not None:
+            return
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe()
         process = ctx.Process(target=_serve, args=(child_end, self._setup),
@@ -140,7 +145,12 @@ class RolloutProcess:
         # Before multiprocessing's own exit handler joins its children (LIFO), which would wait
         # forever on a child that ignores SIGTERM and still has its pipe open.
         atexit.register(self.close)
-        reply = self._reply(starting=True)  # the child's envs are built
+        self._starting = True
+
+    def _await_ready(self) -> None:
+        """Wait for the child's first message: its envs are built."""
+        self._starting = False
+        reply = self._reply(starting=True)
         if reply[0] == "error":
             self._failed(reply[1])
         self.tensorflow_in_child = reply[1]
@@ -155,8 +165,9 @@ class RolloutProcess:
         """Ask for one episode per env with ``actor`` and exploration; returns at once."""
         if self.in_flight:
             raise RuntimeError("rollouts were requested twice without receiving the first batch")
-        if self._process is None:
-            self._start()
+        self.start()
+        if self._starting:
+            self._await_ready()
         request = (actor_arrays(actor), generator_states(rollout_generators(self)))
         try:
             self._conn.send(request)
@@ -219,7 +230,7 @@ class RolloutProcess:
         atexit.unregister(self.close)
         process, conn, busy = self._process, self._conn, self.in_flight
         self._process = self._conn = None
-        self.in_flight = False
+        self.in_flight = self._starting = False
         if process is None:
             return
         conn.close()

@@ -327,3 +327,47 @@ def test_cli_refuses_the_flag_under_mpi_in_one_line(tmp_path):
     assert out.stderr.splitlines() == [
         "error: --rollout_process=1 is for one-process runs; with --num_cpu=2 MPI ranks the "
         "rollouts run in the ranks: drop the flag"], out.stderr[-2000:]
+
+
+def test_test_episodes_in_rounds_on_few_envs_equal_one_round_on_one_env_each():
+    """n_test_rollouts episodes run in rounds on rollout_batch_size envs; each episode keeps a
+    reset generator of its own, so the rounds reset exactly as one env per episode would."""
+    from baselines_her.rollout import RolloutWorker
+    seeds = [11, 12, 13, 14, 15]
+    spec = describe_env(make_env("PandaReach-v3"), "PandaReach-v3")
+    dims = (spec.dim_o, spec.dim_g, spec.dim_u)
+    zero = lambda o, g: np.zeros((len(o), spec.dim_u))  # noqa: E731
+    many = RolloutWorker([make_env("PandaReach-v3") for _ in seeds], spec.T, *dims, spec.max_u,
+                         np.random.default_rng(0), seeds)
+    few = RolloutWorker([make_env("PandaReach-v3") for _ in range(2)], spec.T, *dims, spec.max_u,
+                        np.random.default_rng(0), seeds)
+    for _ in range(2):  # a second test reuses the slots from the first one on
+        expected, _ = many.generate_rollouts(zero, explore=False)
+        rounds = [few.generate_rollouts(zero, explore=False, n_episodes=n)[0] for n in (2, 2, 1)]
+        for key in ("o", "g"):
+            np.testing.assert_array_equal(np.concatenate([r[key][:, 0] for r in rounds]),
+                                          expected[key][:, 0])
+    with pytest.raises(ValueError, match="n_episodes=3"):
+        few.generate_rollouts(zero, explore=False, n_episodes=3)
+
+
+def test_trainer_starts_the_child_while_it_builds_the_test_envs(tmp_path, monkeypatch):
+    """The child is started before the test envs are built, so its start-up overlaps theirs;
+    with n_test_rollouts=5 and rollout_batch_size=2, this process builds 2 test envs."""
+    import baselines_her.envs as envs_module
+    events = []
+    real_make, real_start = envs_module.make_env, RolloutProcess.start
+    monkeypatch.setattr(envs_module, "make_env",
+                        lambda *a, **k: events.append("env") or real_make(*a, **k))
+    monkeypatch.setattr(RolloutProcess, "start",
+                        lambda self: events.append("start") or real_start(self))
+    trainer = Trainer(prepare_params("PandaReach-v3", {**ON, "n_test_rollouts": 5}),
+                      str(tmp_path))
+    try:
+        assert events == ["env", "start", "env"], events
+        assert trainer.worker.pid is not None and len(trainer.evaluator.envs) == 2
+        assert len(trainer.evaluator.env_rngs) == 5
+        success, _ = trainer._test(trainer.agent.numpy_actor())
+        assert success in {k / 5 for k in range(6)}
+    finally:
+        trainer.worker.close()
