@@ -425,6 +425,10 @@ class Trainer:
 
     def load_checkpoint(self, snapshot: str) -> None:
         meta = checkpoint.restore(self, snapshot)
+        if self.cycles_done:  # the IS exponent of the last cycle run, which a row may still show
+            p = self.params
+            self.sources[0].beta = annealed_beta(
+                p.beta0, (self.cycles_done - 1) / max(p.n_epochs * p.n_cycles, 1))
         self.stats = {**_new_epoch_stats(), **self.stats}  # keys a checkpoint may lack
         if not meta["has_buffer"]:
             self.logger.info("the checkpoint holds no replay buffer (--save_buffer=0): resuming "

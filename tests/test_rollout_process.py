@@ -371,3 +371,19 @@ def test_trainer_starts_the_child_while_it_builds_the_test_envs(tmp_path, monkey
         assert success in {k / 5 for k in range(6)}
     finally:
         trainer.worker.close()
+
+
+@pytest.mark.parametrize("params", [ON, OFF], ids=["process", "no_process"])
+def test_stop_after_an_epochs_last_cycle_resumes_with_every_row_equal(tmp_path, monkeypatch,
+                                                                       params):
+    """Stopped after the last cycle of epoch 0, the resumed run writes epoch 0's row with no
+    cycle run in between: its prioritized-replay IS exponent is the one the last cycle used."""
+    per = {**params, "prioritized": "td"}
+    expected = run(per, tmp_path / "whole")
+    with monkeypatch.context() as m:
+        signal_after(m, SMALL["n_cycles"])
+        run(per, tmp_path / "run")
+    assert json.load(open(checkpoint.latest_snapshot(
+        checkpoint.checkpoint_dir(str(tmp_path / "run"), 0)) + "/meta.json"))["position"] == [0, 3]
+    assert run(per, tmp_path / "run", resume=True) == expected
+    assert float(expected[0]["per/beta"]) < 1.0
