@@ -114,7 +114,8 @@ class NumpyActor:
                                             f"not one of {sorted(_ACTIVATIONS)}")
         self.kernels = [np.asarray(weights[f"{n}/kernel"], dtype=np.float32) for n, _ in chain]
         self.biases = [np.asarray(weights[f"{n}/bias"], dtype=np.float32) for n, _ in chain]
-        self.activations = [_ACTIVATIONS[a] for _, a in chain]
+        self.activation_names = [a for _, a in chain]  # e.g. 'relu'; the functions do not pickle
+        self.activations = [_ACTIVATIONS[a] for a in self.activation_names]
         self.max_u = float(max_u)
         self.o_mean, self.o_std = np.asarray(o_mean, np.float32), np.asarray(o_std, np.float32)
         self.g_mean, self.g_std = np.asarray(g_mean, np.float32), np.asarray(g_std, np.float32)

@@ -37,8 +37,7 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from baselines_her.checkpoint import generator_states, restore_generator_states
-# The actor's activations are these functions; their names make it picklable.
-from baselines_her.networks import _ACTIVATIONS, NumpyActor
+from baselines_her.networks import NumpyActor
 from baselines_her.rollout import DemoResets, RolloutWorker
 
 # numpy's BLAS reads these when it loads; the child's envs and actor need one thread each.
@@ -51,9 +50,8 @@ _start_lock = threading.Lock()  # the environment and signal mask are process-wi
 def actor_arrays(actor: NumpyActor) -> dict:
     """A :class:`NumpyActor` as plain data (its activations are functions, which do not pickle):
     kernels, biases, activation names, normaliser statistics, clips and ``max_u``."""
-    names = {id(fn): name for name, fn in _ACTIVATIONS.items()}
     return {"kernels": list(actor.kernels), "biases": list(actor.biases),
-            "activations": [names[id(fn)] for fn in actor.activations], "max_u": actor.max_u,
+            "activations": list(actor.activation_names), "max_u": actor.max_u,
             "o_mean": actor.o_mean, "o_std": actor.o_std, "g_mean": actor.g_mean,
             "g_std": actor.g_std, "norm_clip": actor.norm_clip, "clip_obs": actor.clip_obs}
 
