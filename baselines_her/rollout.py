@@ -75,8 +75,7 @@ class RolloutWorker:
         # rounds on a few envs), successive calls take the next slots in turn.
         if len(env_seeds) < len(self.envs):
             raise ValueError(f"{len(env_seeds)} env seeds for {len(self.envs)} envs")
-        n_slots = len(env_seeds) if len(env_seeds) > len(self.envs) else len(self.envs)
-        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[:n_slots]]
+        self.env_rngs = [np.random.default_rng(s) for s in env_seeds]
         self._next_slot = 0
 
     def _reset(self, i: int, slot: int) -> dict:
