@@ -2,7 +2,7 @@
 
     python bench/ab_runs.py --label_a this --label_b other \\
         --python_b /path/to/other/venv/bin/python --cwd_b /path/to/other/checkout \\
-        [--pairs 2] [--args --env=PandaPush-v3 --n_epochs=2] [--out FILE]
+        [--pairs 2] [--until_success 0.9] [--args --env=PandaPush-v3 --n_epochs=2] [--out FILE]
 
 Both sides run ``python -m baselines_her.her ARGS --seed=0 --logdir=TMP`` (A with this
 interpreter in this checkout unless ``--python_a`` / ``--cwd_a`` say otherwise), so the same
@@ -10,6 +10,11 @@ command line is timed on two versions of the library or two settings (``--extra_
 ``--extra_b`` add flags to one side). Reports each run's wall time and the epoch times from its
 progress.csv, the B / A ratios per pair and of the means, the machine and the load. Alternating
 spreads the machine's speed drift over both sides; compare numbers only within one table.
+
+``--until_success X`` times the wall time to a test success rate: each run is watched and stopped
+(SIGTERM: the run saves and exits 0) as soon as its progress.csv has a row with
+``test/success_rate >= X``; the table then reports the wall time and env steps to that row
+(``--n_epochs`` in ``--args`` caps a run that never gets there).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,21 +32,45 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_once(python: str, cwd: str, args: list, extra: list) -> dict:
+def read_rows(logdir: str) -> list:
+    path = os.path.join(logdir, "progress.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("time/epoch_s")]
+
+
+def run_once(python: str, cwd: str, args: list, extra: list, until_success=None) -> dict:
     logdir = tempfile.mkdtemp(prefix="ab_runs-")
     cmd = [python, "-m", "baselines_her.her", *args, *extra, "--seed=0", f"--logdir={logdir}"]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    # stderr to a file: a pipe nobody reads while polling could fill up and stall the run
+    err = open(os.path.join(logdir, "stderr.txt"), "w+")
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    reached = None
+    while until_success is not None and proc.poll() is None:
+        time.sleep(1.0)
+        rows = read_rows(logdir)
+        hit = [r for r in rows if float(r["test/success_rate"]) >= until_success]
+        if hit:
+            reached = {"wall_s": time.perf_counter() - t0, "epoch": int(hit[0]["epoch"]),
+                       "env_steps": int(float(hit[0]["total/env_steps"]))}
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.wait()
     wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    with open(os.path.join(logdir, "progress.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
+    err.seek(0)
+    stderr = err.read()
+    err.close()
+    if proc.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
+    rows = read_rows(logdir)
     return {"wall_s": wall, "epoch_s": [float(r["time/epoch_s"]) for r in rows],
             "train_s": [float(r["time/train_s"]) for r in rows],
             "rollout_s": [float(r["time/rollout_s"]) for r in rows],
-            "success": [float(r["test/success_rate"]) for r in rows]}
+            "success": [float(r["test/success_rate"]) for r in rows],
+            "reached": reached, "logdir": logdir}
 
 
 def main() -> int:
@@ -54,6 +84,8 @@ def main() -> int:
     ap.add_argument("--extra_a", nargs="*", default=[])
     ap.add_argument("--extra_b", nargs="*", default=[])
     ap.add_argument("--pairs", type=int, default=2)
+    ap.add_argument("--until_success", type=float, default=None,
+                    help="stop each run at its first test success rate >= this; report time to it")
     ap.add_argument("--args", nargs=argparse.REMAINDER,
                     default=["--env=PandaPush-v3", "--n_epochs=2"])
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ab_runs.json"))
@@ -63,10 +95,12 @@ def main() -> int:
     for pair in range(a.pairs):
         for side in ("a", "b"):
             python, cwd = getattr(a, f"python_{side}"), getattr(a, f"cwd_{side}")
-            r = run_once(python, cwd, a.args, getattr(a, f"extra_{side}"))
+            r = run_once(python, cwd, a.args, getattr(a, f"extra_{side}"), a.until_success)
             runs[side].append(r)
             print(f"pair {pair} {getattr(a, f'label_{side}')}: wall {r['wall_s']:.1f} s, epochs "
-                  f"{', '.join(f'{x:.1f}' for x in r['epoch_s'])} s", flush=True)
+                  f"{', '.join(f'{x:.1f}' for x in r['epoch_s'])} s; reached {r['reached']}",
+                  flush=True)
+            dump(a, runs, load0)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     print(f"\n{' '.join(a.args)}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -81,13 +115,27 @@ def main() -> int:
     wa, wb = mean([r["wall_s"] for r in runs["a"]]), mean([r["wall_s"] for r in runs["b"]])
     print(f"\nmeans: last epoch {ea:.1f} vs {eb:.1f} s ({a.label_b} / {a.label_a} = {eb / ea:.2f}); "
           f"wall {wa:.1f} vs {wb:.1f} s ({wb / wa:.2f})")
+    if a.until_success is not None:
+        print(f"\n| run | side | wall s to success >= {a.until_success} | epoch | env steps |\n"
+              "|---|---|---|---|---|")
+        for i, (ra, rb) in enumerate(zip(runs["a"], runs["b"])):
+            for label, r in ((a.label_a, ra), (a.label_b, rb)):
+                got = r["reached"]
+                print(f"| {i} | {label} | " + (f"{got['wall_s']:.1f} | {got['epoch']} | "
+                      f"{got['env_steps']:,} |" if got else "not reached | - | - |"))
+    dump(a, runs, load0)
+    return 0
+
+
+def dump(a, runs: dict, load0: float) -> None:
+    """Write the JSON after every run, so an interrupted comparison keeps what it measured."""
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump({"args": a.args, "labels": [a.label_a, a.label_b], "runs": runs,
-                   "extra": [a.extra_a, a.extra_b], "machine": platform.platform(),
-                   "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   "extra": [a.extra_a, a.extra_b], "until_success": a.until_success,
+                   "machine": platform.platform(), "cpus": os.cpu_count(),
+                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "load": [load0, os.getloadavg()[0]]}, f, indent=1)
-    return 0
 
 
 if __name__ == "__main__":
