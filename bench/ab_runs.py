@@ -12,7 +12,7 @@ progress.csv, the B / A ratios per pair and of the means, the machine and the lo
 spreads the machine's speed drift over both sides; compare numbers only within one table.
 
 ``--until_success X`` times the wall time to a test success rate: each run is watched and stopped
-(SIGTERM: the run saves and exits 0) as soon as its progress.csv has a row with
+(SIGTERM) as soon as its progress.csv has a row with
 ``test/success_rate >= X``; the table then reports the wall time and env steps to that row
 (``--n_epochs`` in ``--args`` caps a run that never gets there).
 """
@@ -63,7 +63,8 @@ def run_once(python: str, cwd: str, args: list, extra: list, until_success=None)
     err.seek(0)
     stderr = err.read()
     err.close()
-    if proc.returncode != 0:
+    # a run stopped on purpose may end by the signal (code without a SIGTERM handler)
+    if proc.returncode != 0 and reached is None:
         sys.exit(f"error: {' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
     rows = read_rows(logdir)
     return {"wall_s": wall, "epoch_s": [float(r["time/epoch_s"]) for r in rows],
