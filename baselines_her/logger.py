@@ -93,17 +93,16 @@ class Logger:
                 f.write(params.to_json() + "\n")
 
     def log_epoch(self, row: dict, n_epochs: int) -> None:
+        """The epoch's progress.csv row and console line, then its TensorBoard point. The row
+        marks the epoch as published: a resume re-publishes an epoch whose row is missing and
+        adds only the TensorBoard point when the row is there and the point is not
+        (:func:`last_tensorboard_epoch`), so each epoch appears once in both."""
+        self.write_row(row, n_epochs)
+        self.write_tensorboard(row)
+
+    def write_row(self, row: dict, n_epochs: int) -> None:
         if not self.enabled:
             return
-        # TensorBoard first: resume re-logs an epoch missing from progress.csv, and a repeated
-        # TensorBoard point with the same values is harmless, a missing one is not.
-        if self._tb is not None:
-            import tensorflow as tf
-            with self._tb.as_default(step=int(row["epoch"])):
-                for key, value in row.items():
-                    if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
-                        tf.summary.scalar(key, value)
-            self._tb.flush()
         if self._csv_keys is None:
             self._csv_keys = list(row)
             csv.writer(self._csv).writerow(self._csv_keys)
@@ -113,6 +112,20 @@ class Logger:
         parts += [fmt.format(row[k]) for k, fmt in CONSOLE_KEYS if k in row]
         parts.append(self._timing(int(row["epoch"]), n_epochs))
         self.info(" | ".join(parts))
+
+    def write_tensorboard(self, row: dict) -> None:
+        if not self.enabled or self._tb is None:
+            return
+        import tensorflow as tf
+        with self._tb.as_default(step=int(row["epoch"])):
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                    tf.summary.scalar(key, value)
+        self._tb.flush()
+
+    @property
+    def tensorboard(self) -> bool:
+        return self.enabled and self._tb is not None
 
     def _timing(self, epoch: int, n_epochs: int) -> str:
         """``elapsed H:MM:SS, ETA H:MM:SS``: time since this logger started, and the remaining
@@ -148,6 +161,25 @@ def last_logged_epoch(logdir: str) -> int:
     with open(path, newline="") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
     return max(epochs, default=-1)
+
+
+def last_tensorboard_epoch(logdir: str) -> int:
+    """The highest step with a summary in ``logdir/tb`` (-1 when there is none). A record cut
+    off by a kill ends its file's reading; the points before it count."""
+    import tensorflow as tf
+    folder = os.path.join(logdir, "tb")
+    files = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                   if n.startswith("events.")) if os.path.isdir(folder) else []
+    last = -1
+    for path in files:
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                if event.HasField("summary") and event.summary.value:
+                    last = max(last, int(event.step))
+        except tf.errors.DataLossError:
+            continue
+    return last
 
 
 def keep_progress_before(logdir: str, epoch: int) -> None:

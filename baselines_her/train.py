@@ -28,7 +28,8 @@ from baselines_her import checkpoint, mpi_util, sim_state
 from baselines_her.config import Params, batch_rows, prepare_resume_params
 from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.her_sampler import HerSampler
-from baselines_her.logger import Logger, keep_progress_before, last_logged_epoch
+from baselines_her.logger import (Logger, keep_progress_before, last_logged_epoch,
+                                  last_tensorboard_epoch)
 from baselines_her.policy_file import save_policy
 from baselines_her.prioritized import annealed_beta, make_priorities
 from baselines_her.replay_buffer import ReplayBuffer
@@ -404,18 +405,19 @@ class Trainer:
 
     # ---- files -------------------------------------------------------------------------------
     def _publish_epoch(self, row: dict) -> None:
-        """The epoch's progress row, then its policy files (rank 0)."""
+        """The epoch's policy files (rank 0), then its progress row and TensorBoard point: the
+        row comes last but one, so an epoch with a row has its policy files (resume
+        re-publishes an epoch without one, see :meth:`load_checkpoint`)."""
+        if self.rank == 0:
+            epoch = int(row["epoch"])
+            state = self.agent.policy_state(self.params.env_name)
+            save_policy(os.path.join(self.logdir, "policy_latest.pkl"), state)
+            if self.best_epoch == epoch:
+                save_policy(os.path.join(self.logdir, "policy_best.pkl"), state)
+            k = self.params.policy_save_interval
+            if k > 0 and epoch % k == 0:
+                save_policy(os.path.join(self.logdir, f"policy_{epoch}.pkl"), state)
         self.logger.log_epoch(row, self.params.n_epochs)
-        if self.rank != 0:
-            return
-        epoch = int(row["epoch"])
-        state = self.agent.policy_state(self.params.env_name)
-        save_policy(os.path.join(self.logdir, "policy_latest.pkl"), state)
-        if self.best_epoch == epoch:
-            save_policy(os.path.join(self.logdir, "policy_best.pkl"), state)
-        k = self.params.policy_save_interval
-        if k > 0 and epoch % k == 0:
-            save_policy(os.path.join(self.logdir, f"policy_{epoch}.pkl"), state)
 
     def save_checkpoint(self) -> None:
         """Everything needed to continue the run at :attr:`position` (see checkpoint.py)."""
@@ -435,9 +437,12 @@ class Trainer:
                              "with an empty buffer")
         self.logger.info(f"resumed from {snapshot} at epoch {self.position[0]}, cycle "
                          f"{self.position[1]}")
-        if (self.last_row is not None
-                and last_logged_epoch(self.logdir) < self.last_row["epoch"]):
-            self._publish_epoch(self.last_row)  # the kill came between checkpoint and row
+        if self.last_row is not None and self.rank == 0:  # a kill cut the last publish short
+            epoch = self.last_row["epoch"]
+            if last_logged_epoch(self.logdir) < epoch:  # between checkpoint and row
+                self._publish_epoch(self.last_row)
+            elif self.logger.tensorboard and last_tensorboard_epoch(self.logdir) < epoch:
+                self.logger.write_tensorboard(self.last_row)  # between row and TensorBoard
 
 
 def train(params: Params, logdir: str | None = None, resume: bool = False) -> TrainResult:
@@ -458,9 +463,11 @@ def train(params: Params, logdir: str | None = None, resume: bool = False) -> Tr
                             f"its first checkpoint); start it again without --resume")
         if mpi_util.rank() == 0:
             keep_progress_before(logdir, checkpoint.read_meta(snapshot)["position"][0])
-    elif mpi_util.rank() == 0 and os.path.exists(os.path.join(logdir, "progress.csv")):
-        raise UserError(f"{logdir} already holds a run (progress.csv); pass --resume to continue "
-                        f"it or choose another --logdir")
+    else:
+        if mpi_util.rank() == 0 and os.path.exists(os.path.join(logdir, "progress.csv")):
+            raise UserError(f"{logdir} already holds a run (progress.csv); pass --resume to "
+                            f"continue it or choose another --logdir")
+        params = Params({**params, "logdir": logdir})  # params.json names the run's folder
     trainer = Trainer(params, logdir)
     if snapshot is not None:
         trainer.load_checkpoint(snapshot)

@@ -18,6 +18,7 @@ import pytest
 from baselines_her import checkpoint
 from baselines_her.config import ConfigError, prepare_params, prepare_resume_params
 from baselines_her.errors import TrainingDiverged, UserError
+from baselines_her.logger import Logger
 from baselines_her.train import Trainer, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,17 @@ class SimulatedKill(BaseException):
 def rows_of(logdir):
     with open(os.path.join(logdir, "progress.csv"), newline="") as f:
         return list(csv.DictReader(f))
+
+
+def tensorboard_steps(logdir, tag="test/success_rate"):
+    """Every step written for ``tag`` in the run's TensorBoard files, repeats included."""
+    import tensorflow as tf
+    folder = os.path.join(logdir, "tb")
+    steps = []
+    for name in sorted(os.listdir(folder)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return sorted(steps)
 
 
 def numbers(rows):
@@ -70,7 +82,9 @@ def kill_once(monkeypatch, target, name, when):
     (checkpoint, "_rename_complete"),  # complete but not yet named
     (checkpoint, "_switch_latest"),    # complete and named, `latest` not switched
     (checkpoint, "_delete_others"),    # switched; the old snapshot still there
-    (Trainer, "_publish_epoch"),       # checkpoint saved, the epoch's row not yet logged
+    (Trainer, "_publish_epoch"),       # checkpoint saved, nothing of the epoch published
+    (Logger, "write_row"),             # policy files written, the row not yet
+    (Logger, "write_tensorboard"),     # the row written, the TensorBoard point not yet
 ])
 def test_kill_at_each_save_step_then_resume_reproduces_the_run(tmp_path, monkeypatch, reference,
                                                                 target, name):
@@ -79,9 +93,14 @@ def test_kill_at_each_save_step_then_resume_reproduces_the_run(tmp_path, monkeyp
         kill_once(m, target, name, when=2)  # during epoch 1's save
         with pytest.raises(SimulatedKill):
             train(prepare_params("PandaReach-v3", TINY), logdir=logdir)
+    with open(os.path.join(logdir, "params.json")) as f:
+        params_before = f.read()
     result = train(prepare_params("PandaReach-v3", TINY), logdir=logdir, resume=True)
+    with open(os.path.join(logdir, "params.json")) as f:
+        assert f.read() == params_before
     rows = rows_of(logdir)
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert tensorboard_steps(logdir) == [0, 1, 2]
     assert numbers(rows) == reference
     assert result.final_test_success == float(reference[-1]["test/success_rate"])
     for epoch in range(3):
