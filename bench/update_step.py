@@ -4,7 +4,7 @@ batch size, on the device TensorFlow picks (a GPU when one is visible, else the 
     python bench/update_step.py [--env_dims 18,3,3] [--batch 256 2048] [--calls 5] [--out FILE]
 
 Rows: ``jit_compile`` on (XLA) and off (graph ``tf.function``), with 1 update per call (the
-prioritized-replay path and the old per-update call) and 40 per call (a default cycle in one
+prioritized-replay path, and how commit 069924f updated) and 40 per call (a default cycle in one
 call). Inputs are random batches of PandaPush-v3's shapes (obs 18, goal 3, action 3), 3x256
 networks, DDPG. Rounds are interleaved across rows (round r of every row before round r+1), so a
 drift in the machine's speed touches every row alike; the table gives the median over rounds and

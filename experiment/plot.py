@@ -60,7 +60,7 @@ def curve(runs: list[dict], x_col: str, key: str):
 
 def first_reach(run: dict, key: str, threshold: float):
     """(epoch, env steps) of the first epoch with ``key >= threshold``, or None."""
-    # 1e-6: older progress.csv files hold float32 rates (0.9 stored as 0.8999999762).
+    # 1e-6: progress.csv files written with float32 rates hold 0.9 as 0.8999999762.
     hits = np.flatnonzero(run[key] >= threshold - 1e-6)
     if len(hits) == 0:
         return None
