@@ -9,62 +9,48 @@
         [--env PandaPickAndPlace-v3] [--T 50]
     python -m baselines_her.demo convert --from-human-buffer buffer.pkl human.npz \\
         --env PandaPickAndPlace-v3 [--action_scale 1,1,1,0.3] [--stale_step0 repair|drop]
-    python -m baselines_her.demo import-motion rec1.csv rec2.csv --env PandaReach-v3 \\
-        --out human.npz [--stretch] [--only_success] [--seed 0] [--close_below 0.02]
-    python -m baselines_her.demo import-vr rec1.txt rec2.txt --env PandaPickAndPlace-v3 \\
-        --out human.npz [--axes z,-x,y] [--align object-goal|none] [--approach_steps 8] \\
-        [--rate_hz R] [--z_offset 0] [--only_success] [--seed 0] [--close_below 0.02]
 
 User errors print one line ``error: ...`` and exit 2 (argparse's own errors exit 2 with the
-usage); ``import-motion`` and ``import-vr`` exit 1 when no recording is left to write (all
-dropped by ``--only_success``). Formats: :mod:`baselines_her.demo` (native file),
-:mod:`baselines_her.demo_convert` and :mod:`baselines_her.demo_human_buffer` (pickled formats),
-:mod:`baselines_her.motion_import` (motion CSV), :mod:`baselines_her.demo_vr` (VR text).
+usage). Formats: :mod:`baselines_her.demo` (native file), :mod:`baselines_her.demo_convert` and
+:mod:`baselines_her.demo_human_buffer` (pickled formats). Messages go through the
+``baselines_her`` logger (:mod:`baselines_her.logger`): printed as they are by default, silenced
+with ``logging.getLogger("baselines_her").setLevel(logging.WARNING)``. Recordings (motion CSV,
+VR text) are turned into native files by ``experiment/data_generation/import_motion.py`` and
+``import_vr.py``, which drive panda-gym internals.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Callable
 
 import numpy as np
 
 from baselines_her.demo import load_episodes_for_env
 from baselines_her.demo_convert import convert
 from baselines_her.demo_human_buffer import STALE_CHOICES, convert_human_buffer, parse_action_scale
-from baselines_her.demo_vr import ALIGN_CHOICES, DEFAULT_AXES, import_vr
 from baselines_her.errors import UserErrorParser, run_cli
-from baselines_her.motion_import import import_motion
+from baselines_her.logger import LOG
 
 PROG = "python -m baselines_her.demo"
 
 
-def check_file(path: str, env_name: str, out: Callable = print) -> dict:
+def check_file(path: str, env_name: str) -> dict:
+    """Load ``path`` for ``env_name`` (every check of :func:`baselines_her.demo.load_episodes`)
+    and log a one-line summary; returns the batch."""
     batch = load_episodes_for_env(path, env_name, sim_states="optional")
     n, T = batch["u"].shape[:2]
     final = batch["info_is_success"][:, -1, 0]
     states = batch.get("sim_state")
     carries = (f"; simulator states (sim_state, S={states.shape[2]}): yes"
                if states is not None else "; simulator states (sim_state): no")
-    out(f"{path}: {n} episodes of T={T} steps for {env_name}; final success rate "
-        f"{final.mean():.2f} ({int(final.sum())}/{n}); |u| max {np.abs(batch['u']).max():.3f}"
-        f"{carries}")
+    LOG.info(f"{path}: {n} episodes of T={T} steps for {env_name}; final success rate "
+             f"{final.mean():.2f} ({int(final.sum())}/{n}); |u| max "
+             f"{np.abs(batch['u']).max():.3f}{carries}")
     return batch
 
 
-def _add_tracking_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", required=True, help="panda-gym env id (end-effector control)")
-    p.add_argument("--out", required=True, help="native .npz to write")
-    p.add_argument("--only_success", action="store_true",
-                   help="drop recordings whose episode does not end in success")
-    p.add_argument("--seed", type=int, default=0, help="reset seed of the first file (default 0)")
-    p.add_argument("--close_below", type=float, default=0.02,
-                   help="openings below this many metres close the fingers with full force "
-                        "(default 0.02)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = UserErrorParser(prog=PROG, description="Demonstration and human files of baselines_her: check, "
-                                       "convert pickled formats, import recordings.")
+    p = UserErrorParser(prog=PROG, description="Demonstration and human files of "
+                                               "baselines_her: check, convert pickled formats.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=UserErrorParser)
     sub.required = True
 
@@ -106,46 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--from-human-buffer: episodes whose step 0 comes from a discarded reset "
                         "(desired_goal[0] != desired_goal[1]) are repaired from step 1 (default) "
                         "or dropped")
-
-    m = sub.add_parser("import-motion", help="turn recorded end-effector trajectories (CSV) "
-                                             "into episodes",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Resample recorded end-effector trajectories to the env's "
-                                   "control period, track them in closed loop in the env and "
-                                   "write the episodes (true observations) as a native demo file."
-                                   "\n\nCSV columns (header row required): t [s, optional with "
-                                   "--stretch], x, y, z [m, world frame], optional gripper [m, "
-                                   "finger opening], optional object_x/_y/_z and goal_x/_y/_z "
-                                   "[m, first row only].")
-    m.add_argument("files", nargs="+", metavar="REC.csv")
-    _add_tracking_options(m)
-    m.add_argument("--stretch", action="store_true",
-                   help="spread the whole recording over the T steps (by t, or by row order "
-                        "without a t column) instead of playing it in real time, which pads a "
-                        "short recording and cuts a long one")
-
-    r = sub.add_parser("import-vr", help="turn VR text recordings into episodes",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Map VR hand recordings (lines '<index>\\t(<x>, <y>, <z>)\\t"
-                                   "<f>', Unity coordinates, y up, opening 2*f) to the sim, align"
-                                   " them per episode, spread them over the T steps and track "
-                                   "them in closed loop in the env; write the episodes (true "
-                                   "observations) as a native demo file.")
-    r.add_argument("files", nargs="+", metavar="REC.txt")
-    _add_tracking_options(r)
-    r.add_argument("--axes", default=DEFAULT_AXES,
-                   help=f"Unity axis of sim x, y, z, optionally signed (default {DEFAULT_AXES})")
-    r.add_argument("--align", choices=ALIGN_CHOICES, default="object-goal",
-                   help="shift and scale x, y per episode so the recorded object (hand at the "
-                        "grasp) and goal (last sample) land on the sim's (default object-goal)")
-    r.add_argument("--approach_steps", type=int, default=8,
-                   help="steps spent going from the robot's start to the first sample "
-                        "(default 8)")
-    r.add_argument("--rate_hz", type=float, default=None,
-                   help="treat the recording as sampled at this rate (real time) instead of "
-                        "spreading it over the steps by index")
-    r.add_argument("--z_offset", type=float, default=0.0,
-                   help="metres added to the mapped height (default 0)")
     return p
 
 
@@ -175,18 +121,7 @@ def _main(argv=None) -> int:
     if args.command == "check":
         check_file(args.file, args.env)
         return 0
-    if args.command == "convert":
-        return _convert(p, args)
-    if args.seed < 0:
-        p.error(f"--seed must be >= 0, got {args.seed}")
-    common = dict(only_success=args.only_success, seed=args.seed, close_below=args.close_below)
-    if args.command == "import-motion":
-        stats = import_motion(args.files, args.env, args.out, stretch=args.stretch, **common)
-    else:
-        stats = import_vr(args.files, args.env, args.out, axes=args.axes, align=args.align,
-                          approach_steps=args.approach_steps, rate_hz=args.rate_hz,
-                          z_offset=args.z_offset, **common)
-    return 0 if stats["path"] is not None else 1
+    return _convert(p, args)
 
 
 def main(argv=None) -> int:

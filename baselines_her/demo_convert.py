@@ -13,8 +13,9 @@ next_achieved_goal`` (``state`` may also be a goal-env observation dict). Both n
 to have the same number of steps (``--T N`` keeps the first N of each); actions outside the env's
 bound [-max_u, max_u] (1 without ``--env``) are clipped, as the env clipped them when they ran.
 
-Both formats are UNPICKLED, which executes code stored in the file; every reader says so through
-its ``out`` callback first. A pickled list of episode *dicts* (the human-buffer layout) is
+Both formats are UNPICKLED, which executes code stored in the file; every reader says so first.
+Progress and notes go through the ``baselines_her`` logger (:mod:`baselines_her.logger`; INFO,
+printed as they are by default). A pickled list of episode *dicts* (the human-buffer layout) is
 pointed to ``--from-human-buffer``.
 """
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from baselines_her.atomic import atomic_open
 from baselines_her.demo import (BASELINES_KEYS, DemoError, env_spec, save_episodes,
                                 validate_episodes)
+from baselines_her.logger import LOG
 from baselines_her.replay_buffer import EPISODE_KEYS
 
 OBS_KEYS = ("observation", "achieved_goal", "desired_goal")
@@ -36,9 +38,9 @@ PICKLE_EPISODE_KEYS = ("state", "action", "info", "achieved_goal", "desired_goal
                        "next_achieved_goal")
 
 
-def say_unpickling(src: str, fmt: str, out: Callable) -> None:
-    out(f"unpickling {src} ({fmt}): this executes code stored in the file; convert only files "
-        f"you trust")
+def say_unpickling(src: str, fmt: str) -> None:
+    LOG.info(f"unpickling {src} ({fmt}): this executes code stored in the file; convert only "
+             f"files you trust")
 
 
 # What unpickling a damaged or foreign file raises (its classes missing, truncated, garbage).
@@ -46,9 +48,9 @@ _UNPICKLE_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, ImportErro
                     KeyError, TypeError, ValueError)
 
 
-def unpickle(src: str, fmt: str, out: Callable):
-    """Say that ``src`` is unpickled (through ``out``), then unpickle it."""
-    say_unpickling(src, fmt, out)
+def unpickle(src: str, fmt: str):
+    """Say that ``src`` is unpickled (through the logger), then unpickle it."""
+    say_unpickling(src, fmt)
     try:
         with open(src, "rb") as fh:
             return pickle.load(fh)
@@ -75,8 +77,7 @@ def stack(rows: list, where: str) -> np.ndarray:
         raise DemoError(f"{where}: vectors of different sizes {sizes}") from None
 
 
-def _common_length(lengths: list, T: Optional[int], src: str, what: str,
-                   out: Callable = print) -> int:
+def _common_length(lengths: list, T: Optional[int], src: str, what: str) -> int:
     lo, hi = min(lengths), max(lengths)
     if T is None:
         if lo != hi:
@@ -93,29 +94,30 @@ def _common_length(lengths: list, T: Optional[int], src: str, what: str,
                         f"episodes must all have at least T steps")
     longer = [i for i, n in enumerate(lengths) if n > T]
     if longer:
-        out(f"note: {len(longer)} episode(s) with more than T={T} {what} (up to {hi}; episode(s) "
-            f"{longer[:5]}{' ...' if len(longer) > 5 else ''}) trimmed to their first {T}")
+        LOG.info(f"note: {len(longer)} episode(s) with more than T={T} {what} (up to {hi}; "
+                 f"episode(s) {longer[:5]}{' ...' if len(longer) > 5 else ''}) trimmed to their "
+                 f"first {T}")
     return T
 
 
-def _finish(batch_lists: dict, src: str, max_u: float, out: Callable) -> dict:
+def _finish(batch_lists: dict, src: str, max_u: float) -> dict:
     batch = {k: np.asarray(v, dtype=np.float32) for k, v in batch_lists.items()}
     over = np.abs(batch["u"]) > max_u
     if over.any():
-        out(f"note: {int(over.sum())} action value(s) outside [-{max_u:g}, {max_u:g}] clipped "
-            f"(the env clipped them when they ran; max |u| was {np.abs(batch['u']).max():.3g})")
+        LOG.info(f"note: {int(over.sum())} action value(s) outside [-{max_u:g}, {max_u:g}] "
+                 f"clipped (the env clipped them when they ran; max |u| was "
+                 f"{np.abs(batch['u']).max():.3g})")
         batch["u"] = np.clip(batch["u"], -max_u, max_u)
     return batch
 
 
-def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
-                        out: Callable = print) -> dict:
+def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0) -> dict:
     """Episode batch from a baselines demo file (``obs``, ``acs``, ``info`` object arrays).
 
-    Unpickles the file (says so through ``out`` first). ``obs[e]`` holds T+1 observation dicts,
-    ``acs[e]`` T actions and ``info[e]`` T info dicts with ``is_success``.
+    Unpickles the file (says so through the logger first). ``obs[e]`` holds T+1 observation
+    dicts, ``acs[e]`` T actions and ``info[e]`` T info dicts with ``is_success``.
     """
-    say_unpickling(src, "baselines demo file", out)
+    say_unpickling(src, "baselines demo file")
     try:
         data = np.load(src, allow_pickle=True)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
@@ -146,7 +148,7 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
             raise DemoError(f"{src}: episode {e} has {len(inf)} info dicts and {len(ac)} actions;"
                             f" expected one info dict per action")
         episodes.append((ob, ac, inf))
-    T = _common_length([len(ep[1]) for ep in episodes], T, src, "actions", out)
+    T = _common_length([len(ep[1]) for ep in episodes], T, src, "actions")
     lists = {k: [] for k in EPISODE_KEYS}
     for e, (ob, ac, inf) in enumerate(episodes):
         o, ag, g = [], [], []
@@ -177,7 +179,7 @@ def read_baselines_demo(src: str, T: Optional[int] = None, max_u: float = 1.0,
         lists["info_is_success"].append(succ)
     for k in ("o", "ag", "g", "u"):
         lists[k] = stack(lists[k], f"{src}: key {k!r} across episodes")
-    return _finish(lists, src, max_u, out)
+    return _finish(lists, src, max_u)
 
 
 def to_baselines_layout(episodes: Iterable[Tuple[Sequence[dict], Sequence, Sequence[dict]]],
@@ -235,13 +237,12 @@ def write_baselines(path, episodes: Iterable[Tuple[Sequence[dict], Sequence, Seq
     return path
 
 
-def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
-                         out: Callable = print) -> dict:
+def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0) -> dict:
     """Episode batch from a pickled list of episodes of transition dicts (see module docstring).
 
-    Unpickles the file (says so through ``out`` first).
+    Unpickles the file (says so through the logger first).
     """
-    episodes = unpickle(src, "pickled episode list", out)
+    episodes = unpickle(src, "pickled episode list")
     if not isinstance(episodes, (list, tuple)):
         raise DemoError(f"{src}: expected a pickled list of episodes (each a list of transition "
                         f"dicts), got {type(episodes).__name__}")
@@ -256,7 +257,7 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
             raise DemoError(f"{src}: episode {e} is {type(ep).__name__}"
                             f"{' (empty)' if isinstance(ep, (list, tuple)) else ''}, expected a "
                             f"non-empty list of transition dicts")
-    T = _common_length([len(ep) for ep in episodes], T, src, "steps", out)
+    T = _common_length([len(ep) for ep in episodes], T, src, "steps")
 
     def state_vec(x, where):
         if isinstance(x, dict):  # a goal-env observation dict
@@ -297,15 +298,15 @@ def read_pickle_episodes(src: str, T: Optional[int] = None, max_u: float = 1.0,
         lists["u"].append(stack(u, f"{src}: episode {e} 'action'"))
         lists["info_is_success"].append(succ)
     if mismatches:
-        out(f"note: {mismatches} transition(s) whose 'state' differs from the previous "
-            f"transition's 'next_state'; 'state' was used")
+        LOG.info(f"note: {mismatches} transition(s) whose 'state' differs from the previous "
+                 f"transition's 'next_state'; 'state' was used")
     for k in ("o", "ag", "g", "u"):
         lists[k] = stack(lists[k], f"{src}: key {k!r} across episodes")
-    return _finish(lists, src, max_u, out)
+    return _finish(lists, src, max_u)
 
 
 def convert(kind: str, src: str, dst: str, env_name: Optional[str] = None,
-            T: Optional[int] = None, out: Callable = print) -> str:
+            T: Optional[int] = None) -> str:
     """``kind`` is ``"baselines"`` or ``"pickle-episodes"``. With ``env_name`` the result is
     checked against the env (horizon, dims) before anything is written. Returns the path."""
     if not os.path.isfile(src):
@@ -315,14 +316,14 @@ def convert(kind: str, src: str, dst: str, env_name: Optional[str] = None,
         T = spec.T
     max_u = spec.max_u if spec is not None else 1.0
     reader = {"baselines": read_baselines_demo, "pickle-episodes": read_pickle_episodes}[kind]
-    batch = reader(src, T=T, max_u=max_u, out=out)
+    batch = reader(src, T=T, max_u=max_u)
     if spec is not None:
         batch = validate_episodes(batch, spec.T, spec.dim_o, spec.dim_g, spec.dim_u,
                                   f"converted {src}", env_name)
     path = save_episodes(dst, batch)
     n, T_ = batch["u"].shape[:2]
     rate = float(batch["info_is_success"][:, -1, 0].mean())
-    out(f"converted {n} episodes of T={T_} steps (do={batch['o'].shape[2]}, "
-        f"dg={batch['g'].shape[2]}, du={batch['u'].shape[2]}, final success rate {rate:.2f}) "
-        f"-> {path}")
+    LOG.info(f"converted {n} episodes of T={T_} steps (do={batch['o'].shape[2]}, "
+             f"dg={batch['g'].shape[2]}, du={batch['u'].shape[2]}, final success rate "
+             f"{rate:.2f}) -> {path}")
     return path

@@ -31,17 +31,19 @@ Converting to the native file (:mod:`baselines_her.demo`):
   on ``(achieved_goal[t+1], desired_goal[t])``. The buffer held successful episodes only, so the
   number that do not end in success is reported.
 
-The file is UNPICKLED, which executes code stored in it; the reader says so first.
+The file is UNPICKLED, which executes code stored in it; the reader says so first. Progress and
+notes go through the ``baselines_her`` logger (:mod:`baselines_her.logger`).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from baselines_her.demo import DemoError, env_spec, open_env, save_episodes, validate_episodes
 from baselines_her.demo_convert import stack, unpickle, vector
+from baselines_her.logger import LOG
 
 EPISODE_DICT_KEYS = ("state", "action", "info", "achieved_goal", "desired_goal", "next_state",
                      "next_achieved_goal")
@@ -72,7 +74,7 @@ def _rows(seq, where: str) -> np.ndarray:
     return stack([vector(x, where) for x in seq], where)
 
 
-def _from_episode_dicts(data: list, src: str, out: Callable) -> list:
+def _from_episode_dicts(data: list, src: str) -> list:
     episodes, mismatched = [], 0
     for e, ep in enumerate(data):
         where = f"{src}: episode {e}"
@@ -95,8 +97,9 @@ def _from_episode_dicts(data: list, src: str, out: Callable) -> list:
                          "achieved_goal": arr["achieved_goal"],
                          "desired_goal": arr["desired_goal"]})
     if mismatched:
-        out(f"note: {mismatched} 'next_state'/'next_achieved_goal' entries differ from "
-            f"'state'/'achieved_goal' one step later; 'state' and 'achieved_goal' were used")
+        LOG.info(f"note: {mismatched} 'next_state'/'next_achieved_goal' entries differ from "
+                 f"'state'/'achieved_goal' one step later; 'state' and 'achieved_goal' were "
+                 f"used")
     return episodes
 
 
@@ -160,7 +163,7 @@ def _check_fit(episodes: list, src: str, spec, env_name: str) -> None:
                             f"dims {shapes}, episode 0 has {want + (spec.dim_g,)}")
 
 
-def fix_stale_step0(episodes: list, stale: str, robot_dims: int, out: Callable) -> list:
+def fix_stale_step0(episodes: list, stale: str, robot_dims: int) -> list:
     """Repair or drop episodes whose step 0 is stale (module docstring); report the count."""
     stale_idx = [e for e, ep in enumerate(episodes)
                  if not np.allclose(ep["desired_goal"][0], ep["desired_goal"][1], atol=1e-6)]
@@ -170,7 +173,7 @@ def fix_stale_step0(episodes: list, stale: str, robot_dims: int, out: Callable) 
     said = (f"{len(stale_idx)}/{len(episodes)} episode(s) have a stale step 0 (desired_goal[0] "
             f"!= desired_goal[1]: index 0 comes from a discarded reset; episodes {first})")
     if stale == "drop":
-        out(f"note: {said}: dropped (--stale_step0 drop)")
+        LOG.info(f"note: {said}: dropped (--stale_step0 drop)")
         dropped = set(stale_idx)
         return [ep for e, ep in enumerate(episodes) if e not in dropped]
     for e in stale_idx:
@@ -180,13 +183,12 @@ def fix_stale_step0(episodes: list, stale: str, robot_dims: int, out: Callable) 
         ep["state"][0, robot_dims:] = ep["state"][1, robot_dims:]
     part = (f"observation dims {robot_dims}.. (after the robot's {robot_dims})" if robot_dims
             else "the whole observation")
-    out(f"note: {said}: repaired from step 1 (desired_goal, achieved_goal and {part} at index "
-        f"0 taken from index 1; --stale_step0 drop drops them instead)")
+    LOG.info(f"note: {said}: repaired from step 1 (desired_goal, achieved_goal and {part} at "
+             f"index 0 taken from index 1; --stale_step0 drop drops them instead)")
     return episodes
 
 
-def scale_actions(u: np.ndarray, scale: Optional[Sequence[float]], max_u: float,
-                  out: Callable) -> np.ndarray:
+def scale_actions(u: np.ndarray, scale: Optional[Sequence[float]], max_u: float) -> np.ndarray:
     """Stored actions (B, T, du) to env units: times ``scale``, clipped to [-max_u, max_u]."""
     du = u.shape[2]
     if scale is None:
@@ -202,24 +204,23 @@ def scale_actions(u: np.ndarray, scale: Optional[Sequence[float]], max_u: float,
     per = ", ".join(f"{names[i]} {int(over[..., i].sum())}" for i in range(du))
     listed = ",".join(f"{v:g}" for v in scale)
     if over.any():
-        out(f"note: actions scaled by {listed}; {int(over.sum())} value(s) outside [-{max_u:g}, "
-            f"{max_u:g}] clipped, as the env clipped them ({per}; max |u| "
-            f"{np.abs(u).max():.3g})")
+        LOG.info(f"note: actions scaled by {listed}; {int(over.sum())} value(s) outside "
+                 f"[-{max_u:g}, {max_u:g}] clipped, as the env clipped them ({per}; max |u| "
+                 f"{np.abs(u).max():.3g})")
     else:
-        out(f"note: actions scaled by {listed}; none outside [-{max_u:g}, {max_u:g}]")
+        LOG.info(f"note: actions scaled by {listed}; none outside [-{max_u:g}, {max_u:g}]")
     return np.clip(u, -max_u, max_u)
 
 
 def read_human_buffer(src: str, spec, env_name: str, action_scale: Optional[Sequence] = None,
-                      stale: str = "repair", robot_dims: int = 0,
-                      out: Callable = print) -> dict:
+                      stale: str = "repair", robot_dims: int = 0) -> dict:
     """Episode batch (float64, native keys) from a human buffer, checked against ``spec``."""
     if stale not in STALE_CHOICES:
         raise DemoError(f"--stale_step0 must be one of {', '.join(STALE_CHOICES)}, got {stale!r}")
     if spec.distance_threshold is None:
         raise DemoError(f"--env {env_name}: is_success is recomputed from the env's sparse "
                         f"reward, and {env_name} has none; use its sparse variant")
-    data = unpickle(src, "human buffer", out)
+    data = unpickle(src, "human buffer")
     if not isinstance(data, (list, tuple)) or not data:
         raise DemoError(f"{src}: expected a non-empty pickled list of episode dicts or of step "
                         f"dicts, got {type(data).__name__}"
@@ -231,19 +232,19 @@ def read_human_buffer(src: str, spec, env_name: str, action_scale: Optional[Sequ
                         f" expected episode dicts ({', '.join(EPISODE_DICT_KEYS)}) or step dicts "
                         f"({', '.join(FLAT_STEP_KEYS)})")
     if np.ndim(np.asarray(head["state"], dtype=object)) >= 2 or "info" in head:
-        episodes = _from_episode_dicts(data, src, out)
+        episodes = _from_episode_dicts(data, src)
         layout = f"{len(episodes)} episode dicts"
     else:
         episodes = _from_flat_steps(data, src, spec.T, env_name)
         layout = f"flat layout, {len(data)} steps split into {len(episodes)} episodes of T={spec.T}"
-    out(f"{src}: {layout}")
+    LOG.info(f"{src}: {layout}")
     _check_fit(episodes, src, spec, env_name)
-    episodes = fix_stale_step0(episodes, stale, robot_dims, out)
+    episodes = fix_stale_step0(episodes, stale, robot_dims)
     if not episodes:
         raise DemoError(f"{src}: no episode left after --stale_step0 drop")
     ag = np.stack([ep["achieved_goal"] for ep in episodes])
     g = np.stack([ep["desired_goal"][:-1] for ep in episodes])
-    u = scale_actions(np.stack([ep["action"] for ep in episodes]), action_scale, spec.max_u, out)
+    u = scale_actions(np.stack([ep["action"] for ep in episodes]), action_scale, spec.max_u)
     n, T = u.shape[:2]
     reward = spec.compute_reward(ag[:, 1:].reshape(n * T, -1).astype(np.float32),
                                  g.reshape(n * T, -1).astype(np.float32))
@@ -251,15 +252,14 @@ def read_human_buffer(src: str, spec, env_name: str, action_scale: Optional[Sequ
     ok = int(success[:, -1, 0].sum())
     warn = "" if ok == n else (f"; {n - ok} do not: a human buffer holds successful episodes, "
                                f"check --env and --action_scale")
-    out(f"is_success recomputed with the reward of {env_name}: {ok}/{n} episodes end in "
-        f"success{warn}")
+    LOG.info(f"is_success recomputed with the reward of {env_name}: {ok}/{n} episodes end in "
+             f"success{warn}")
     return {"o": np.stack([ep["state"] for ep in episodes]), "ag": ag, "g": g, "u": u,
             "info_is_success": success}
 
 
 def convert_human_buffer(src: str, dst: str, env_name: str,
-                         action_scale: Optional[Sequence] = None, stale: str = "repair",
-                         out: Callable = print) -> str:
+                         action_scale: Optional[Sequence] = None, stale: str = "repair") -> str:
     """Read a human buffer, check it against ``env_name`` and write the native file."""
     if not os.path.isfile(src):
         raise DemoError(f"{src}: no such file")
@@ -271,10 +271,10 @@ def convert_human_buffer(src: str, dst: str, env_name: str,
             else 0
     finally:
         env.close()
-    batch = read_human_buffer(src, spec, env_name, action_scale, stale, robot_dims, out)
+    batch = read_human_buffer(src, spec, env_name, action_scale, stale, robot_dims)
     batch = validate_episodes(batch, spec.T, spec.dim_o, spec.dim_g, spec.dim_u,
                               f"converted {src}", env_name)
     path = save_episodes(dst, batch)
     n = batch["u"].shape[0]
-    out(f"converted {n} episodes of T={spec.T} steps for {env_name} -> {path}")
+    LOG.info(f"converted {n} episodes of T={spec.T} steps for {env_name} -> {path}")
     return path

@@ -1,11 +1,12 @@
 """Stepping goal envs through episodes of exactly T steps into episode-batch arrays.
 
 The one episode loop of the library: the rollout worker, the scripted demo generators, the path
-tracking of import-motion / import-vr and the keyboard recorder all step through it. Every
-episode runs exactly T steps: ``terminated`` (panda-gym's success) and ``truncated`` are ignored,
-since goals are relabelled later and success is not terminal (DESIGN.md "Episodes"). What is
-stepped is what the caller passes: the rollout worker passes the wrapped envs (so recording
-wrappers see every step), the demo tools pass ``env.unwrapped`` (no ``TimeLimit`` in the way).
+tracking of the recording importers (experiment/data_generation/import_motion.py, import_vr.py)
+and the keyboard recorder all step through it. Every episode runs exactly T steps:
+``terminated`` (panda-gym's success) and ``truncated`` are ignored, since goals are relabelled
+later and success is not terminal (DESIGN.md "Episodes"). What is stepped is what the caller
+passes: the rollout worker passes the wrapped envs (so recording wrappers see every step), the
+demo tools pass ``env.unwrapped`` (no ``TimeLimit`` in the way).
 
 Arrays, float32, for n envs: ``o (n,T+1,do)``, ``ag (n,T+1,dg)``, ``g (n,T,dg)``,
 ``u (n,T,du)``, ``info_is_success (n,T,1)``. ``g[:, t]`` is the desired goal of the observation

@@ -4,6 +4,7 @@ layout (the format module is a leaf; no import cycle among the demo modules)."""
 
 import ast
 import glob
+import logging
 import os
 import pickle
 import subprocess
@@ -259,8 +260,8 @@ def test_convert_baselines_lengths_and_clipping(tmp_path, capsys):
     src = write_baselines_file(tmp_path / "old.npz", batch, lengths=[50, 52, 50], action_scale=3)
     with pytest.raises(ValueError, match=r"episodes must all have T steps, but they have 50 to 52 "
                                          r"actions .*pass --T 50"):
-        demo_convert.read_baselines_demo(src, out=lambda s: None)
-    got = demo_convert.read_baselines_demo(src, T=50, out=print)
+        demo_convert.read_baselines_demo(src)
+    got = demo_convert.read_baselines_demo(src, T=50)
     assert "action value(s) outside [-1, 1] clipped" in capsys.readouterr().out
     assert np.array_equal(got["u"], np.clip(batch["u"][:, :50] * 3, -1, 1).astype(np.float32))
     assert np.allclose(got["o"], batch["o"][:, :51]) and got["o"].shape == (3, 51, DO)
@@ -271,7 +272,7 @@ def test_convert_baselines_bad_structure(tmp_path):
     path = tmp_path / "x.npz"
     np.savez(path, acs=np.zeros((2, 5, 3)), obs=np.zeros((2, 6)))
     with pytest.raises(ValueError, match=r"missing key\(s\) \['info'\]"):
-        demo_convert.read_baselines_demo(str(path), out=lambda s: None)
+        demo_convert.read_baselines_demo(str(path))
     batch = make_batch(n=1, T=5)
     src = write_baselines_file(tmp_path / "y.npz", batch)
     with np.load(src, allow_pickle=True) as f:
@@ -281,7 +282,7 @@ def test_convert_baselines_bad_structure(tmp_path):
     np.savez(path, acs=acs, obs=obs, info=info)
     with pytest.raises(ValueError, match=r"'info' episode 0 step 2: expected a dict with key "
                                          r"is_success"):
-        demo_convert.read_baselines_demo(str(path), out=lambda s: None)
+        demo_convert.read_baselines_demo(str(path))
 
 
 def make_pickle_episodes(batch, lengths=None):
@@ -316,21 +317,21 @@ def test_convert_pickle_episodes_errors(tmp_path):
     src.write_bytes(pickle.dumps(make_pickle_episodes(batch, lengths=[50, 38, 50])))
     with pytest.raises(ValueError, match=r"episodes must all have T steps, but they have 38 to "
                                          r"50 steps \(episode\(s\) \[1\] have 38\)"):
-        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src))
     with pytest.raises(ValueError, match=r"episode\(s\) \[1\] have only 38 steps, fewer than "
                                          r"T=45"):
-        demo_convert.read_pickle_episodes(str(src), T=45, out=lambda s: None)
-    got = demo_convert.read_pickle_episodes(str(src), T=38, out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src), T=45)
+    got = demo_convert.read_pickle_episodes(str(src), T=38)
     assert got["u"].shape == (3, 38, 3)
     eps = make_pickle_episodes(batch)
     del eps[2][4]["next_state"]
     src.write_bytes(pickle.dumps(eps))
     with pytest.raises(ValueError, match=r"episode 2 step 4: expected a transition dict with keys "
                                          r"state, action, info"):
-        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src))
     src.write_bytes(pickle.dumps({"episodes": []}))
     with pytest.raises(ValueError, match="expected a pickled list of episodes"):
-        demo_convert.read_pickle_episodes(str(src), out=lambda s: None)
+        demo_convert.read_pickle_episodes(str(src))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +365,7 @@ def test_cli_check_and_error_exit_codes(tmp_path, capsys):
         assert err.startswith("error:") and len(err.splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("sub", ["check", "convert", "import-motion", "import-vr"])
+@pytest.mark.parametrize("sub", ["check", "convert"])
 def test_cli_help(sub, capsys):
     with pytest.raises(SystemExit) as e:
         demo_cli.main([sub, "--help"])
@@ -375,18 +376,49 @@ def test_cli_help(sub, capsys):
 def test_cli_as_module(tmp_path):
     run = [sys.executable, "-m", "baselines_her.demo"]
     r = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "import-motion" in r.stdout
+    assert r.returncode == 0 and "convert" in r.stdout and "import-" not in r.stdout
     r = subprocess.run(run + ["convert", "--from-pickle-episodes", str(tmp_path / "no.pkl"),
                               str(tmp_path / "o.npz")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no.pkl: no such file" in r.stderr
 
 
+
+def test_messages_go_through_the_library_logger(tmp_path, capsys):
+    """Converter and check messages are INFO records of the "baselines_her" logger: printed as
+    they are by default, silenced by its level, seen by a user's handler."""
+    src = write_baselines_file(tmp_path / "old.npz", make_batch(n=2))
+    log = logging.getLogger("baselines_her")
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelno, record.getMessage()))
+
+    handler, level = Collect(), log.level
+    log.addHandler(handler)
+    try:
+        log.setLevel(logging.WARNING)
+        demo_convert.convert("baselines", src, str(tmp_path / "a.npz"))
+        demo_cli.check_file(str(tmp_path / "a.npz"), ENV)
+        assert capsys.readouterr().out == "" and records == []
+        log.setLevel(logging.INFO)
+        demo_convert.convert("baselines", src, str(tmp_path / "b.npz"))
+        demo_cli.check_file(str(tmp_path / "b.npz"), ENV)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    messages = [m for lv, m in records if lv == logging.INFO]
+    assert len(messages) == len(records) == 3
+    assert messages[0].startswith(f"unpickling {src} (baselines demo file)")
+    assert messages[1].startswith("converted 2 episodes of T=50 steps")
+    assert messages[2].startswith(f"{tmp_path / 'b.npz'}: 2 episodes of T=50 steps for {ENV}")
+    assert capsys.readouterr().out == "".join(m + "\n" for m in messages)
+
 # ---------------------------------------------------------------------------------------------
 # module layout
 
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "baselines_her")
-DEMO_MODULES = {"demo", "demo_cli", "demo_convert", "demo_human_buffer", "demo_tracking",
-                "demo_vr", "motion_import"}
+DEMO_MODULES = {"demo", "demo_cli", "demo_convert", "demo_human_buffer"}
 
 
 def package_imports(path):

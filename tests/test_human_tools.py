@@ -1,21 +1,24 @@
-"""Human-data tools: import-motion (motion CSV -> episodes, resampling, closed-loop tracking,
---only_success, object/goal columns, CSV errors) and the keyboard recorder, headless."""
+"""Human-data tools: experiment/data_generation/import_motion.py (motion CSV -> episodes,
+resampling, closed-loop tracking, --only_success, object/goal columns, CSV errors, the script's
+command line) and the keyboard recorder, headless."""
 
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from baselines_her import demo_cli, motion_import
 from baselines_her.demo import load_episodes_for_env
 from baselines_her.envs import make_env
-from baselines_her.motion_import import Motion, read_motion_csv, resample_motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_GEN = os.path.join(ROOT, "experiment", "data_generation")
 if DATA_GEN not in sys.path:
     sys.path.insert(0, DATA_GEN)
+
+import import_motion  # noqa: E402
+from import_motion import Motion, read_motion_csv, resample_motion  # noqa: E402
 
 DT, T = 0.04, 50
 EE0 = np.array([0.0384, 0.0, 0.1974])  # the Panda's end-effector position after reset
@@ -68,7 +71,7 @@ def test_import_motion_reproduces_path(tmp_path, reach_env, shape):
     tt = np.linspace(0, 2.0, 21)  # recorded at 10 Hz, replayed at 25 Hz
     path = write_csv(tmp_path / f"{shape}.csv", tt, fn(tt))
     motion = read_motion_csv(path)
-    ep, rep = motion_import.replay_motion(reach_env, motion, T, seed=0, env_name="PandaReach-v3")
+    ep, rep = import_motion.replay_motion(reach_env, motion, T, seed=0, env_name="PandaReach-v3")
     assert ep["o"].shape == (T + 1, 6) and ep["u"].shape == (T, 3)
     assert np.all(np.abs(ep["u"]) <= 1)
     assert "= T=50 steps of 0.04 s" in rep["note"]
@@ -104,10 +107,10 @@ def test_import_motion_stretch_long_and_untimed(tmp_path, reach_env, capsys):
     tt = 10.0 * np.linspace(0, 1, 21) ** 2  # 10 s, uneven: real time keeps only its first 2 s
     end = np.array([0.15, 0.1, 0.08])
     motion = read_motion_csv(write_csv(tmp_path / "long.csv", tt, line_path(tt, 10.0, end)))
-    _, rep = motion_import.replay_motion(reach_env, motion, T, 0, "PandaReach-v3")
+    _, rep = import_motion.replay_motion(reach_env, motion, T, 0, "PandaReach-v3")
     assert "truncated, the last 8.00 s are not used" in rep["note"]
     assert np.allclose(rep["targets"][-1], line_path([2.0], 10.0, end)[0])
-    ep, rep = motion_import.replay_motion(reach_env, motion, T, 0, "PandaReach-v3", stretch=True)
+    ep, rep = import_motion.replay_motion(reach_env, motion, T, 0, "PandaReach-v3", stretch=True)
     assert rep["note"] == "21 samples stretched over T=50 steps (by 't'): 10.00 s played in 2.00 s"
     assert np.allclose(rep["targets"], line_path(np.linspace(0, 10.0, T + 1), 10.0, end))
     assert np.linalg.norm(ep["o"][-1, :3] - end) < 0.01
@@ -116,13 +119,13 @@ def test_import_motion_stretch_long_and_untimed(tmp_path, reach_env, capsys):
     untimed = tmp_path / "untimed.csv"
     untimed.write_text("x,y,z\n" + "".join(",".join(f"{v:.6f}" for v in r) + "\n" for r in rows))
     out = tmp_path / "u.npz"
-    argv = ["import-motion", str(untimed), "--env", "PandaReach-v3", "--out", str(out)]
-    assert demo_cli.main(argv) == 2
+    argv = [str(untimed), "--env", "PandaReach-v3", "--out", str(out)]
+    assert import_motion.main(argv) == 2
     assert capsys.readouterr().err == (f"error: {untimed}: no 't' column; pass --stretch to "
                                        f"spread the samples over the T steps in row order\n")
-    assert demo_cli.main(argv + ["--stretch"]) == 0
+    assert import_motion.main(argv + ["--stretch"]) == 0
     assert "3 samples stretched over T=50 steps (by row order)" in capsys.readouterr().out
-    _, rep = motion_import.replay_motion(reach_env, read_motion_csv(str(untimed)), T, 0,
+    _, rep = import_motion.replay_motion(reach_env, read_motion_csv(str(untimed)), T, 0,
                                          "PandaReach-v3", stretch=True)
     assert np.allclose(rep["targets"][[0, 25, 50]], rows)  # row order, not the t of the rows
 
@@ -133,8 +136,8 @@ def test_import_motion_cli_only_success_and_goal(tmp_path, capsys):
     hit = write_csv(tmp_path / "hit.csv", tt, line_path(tt, end=end), goal=end)
     miss = write_csv(tmp_path / "miss.csv", tt, line_path(tt, end=end), goal=[-0.1, -0.1, 0.05])
     out = tmp_path / "human.npz"
-    argv = ["import-motion", hit, miss, "--env", "PandaReach-v3", "--out", str(out), "--seed", "3"]
-    assert demo_cli.main(argv + ["--only_success"]) == 0
+    argv = [hit, miss, "--env", "PandaReach-v3", "--out", str(out), "--seed", "3"]
+    assert import_motion.main(argv + ["--only_success"]) == 0
     text = capsys.readouterr().out
     assert f"{hit}: success, kept;" in text
     assert f"{miss}: failure, dropped (--only_success);" in text
@@ -145,15 +148,15 @@ def test_import_motion_cli_only_success_and_goal(tmp_path, capsys):
     assert np.allclose(batch["g"][0], end, atol=1e-6)  # the goal column replaced the sampled goal
     assert batch["info_is_success"][0, -1, 0] == 1.0
 
-    assert demo_cli.main(argv) == 0  # without --only_success both are kept
+    assert import_motion.main(argv) == 0  # without --only_success both are kept
     batch = load_episodes_for_env(out, "PandaReach-v3")
     assert batch["info_is_success"][:, -1, 0].tolist() == [1.0, 0.0]
     assert np.allclose(batch["g"][1], [-0.1, -0.1, 0.05], atol=1e-6)
     assert "imported 2/2 recordings (1 successful) ->" in capsys.readouterr().out
 
     out2 = tmp_path / "none.npz"
-    assert demo_cli.main(["import-motion", miss, "--env", "PandaReach-v3", "--out", str(out2),
-                      "--only_success"]) == 1
+    assert import_motion.main([miss, "--env", "PandaReach-v3", "--out", str(out2),
+                               "--only_success"]) == 1
     assert "imported 0/1 recordings (0 successful, 1 dropped by --only_success); nothing " \
            "written" in capsys.readouterr().out
     assert not out2.exists()
@@ -167,7 +170,7 @@ def test_import_motion_object_and_gripper(tmp_path):
         obj = np.array([0.05, -0.04, 0.02])
         path = write_csv(tmp_path / "pp.csv", tt, line_path(tt, end=(0.05, -0.04, 0.1)), grip,
                          object_pos=obj)
-        ep, rep = motion_import.replay_motion(env, read_motion_csv(path), T, seed=0,
+        ep, rep = import_motion.replay_motion(env, read_motion_csv(path), T, seed=0,
                                               env_name="PandaPickAndPlace-v3")
         assert np.allclose(ep["ag"][0], obj, atol=1e-6)  # object set after reset
         assert np.allclose(ep["o"][0, 7:10], obj, atol=1e-6)
@@ -185,7 +188,7 @@ def test_import_motion_object_needs_object_body(tmp_path, reach_env):
     path = write_csv(tmp_path / "r.csv", tt, line_path(tt), object_pos=[0, 0, 0.02])
     with pytest.raises(ValueError, match=r"r\.csv: object_x/_y/_z given but PandaReach-v3 has no "
                                          r"body named 'object'"):
-        motion_import.replay_motion(reach_env, read_motion_csv(path), T, 0, "PandaReach-v3")
+        import_motion.replay_motion(reach_env, read_motion_csv(path), T, 0, "PandaReach-v3")
 
 
 BAD_CSV = {
@@ -217,16 +220,33 @@ def test_import_motion_cli_errors(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("t,x,y\n0,1,2\n")
     out = tmp_path / "o.npz"
-    assert demo_cli.main(["import-motion", str(bad), "--env", "PandaReach-v3", "--out",
-                          str(out)]) == 2
+    assert import_motion.main([str(bad), "--env", "PandaReach-v3", "--out", str(out)]) == 2
     assert "error: " in capsys.readouterr().err and not out.exists()
     good = write_csv(tmp_path / "g.csv", np.array([0.0, 2.0]), np.array([EE0, EE0]))
-    assert demo_cli.main(["import-motion", good, "--env", "PandaReachJoints-v3", "--out",
-                      str(out)]) == 2
+    assert import_motion.main([good, "--env", "PandaReachJoints-v3", "--out", str(out)]) == 2
     assert "needs end-effector control" in capsys.readouterr().err
-    assert demo_cli.main(["import-motion", good, "--env", "PandaReach-v9", "--out", str(out)]) == 2
+    assert import_motion.main([good, "--env", "PandaReach-v9", "--out", str(out)]) == 2
     assert "unknown env id 'PandaReach-v9'" in capsys.readouterr().err
-    assert demo_cli.main(["import-motion", good, "--out", str(out)]) == 2
+    assert import_motion.main([good, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: the following arguments are required: --env")
+    assert import_motion.main([good, "--env", "PandaReach-v3", "--out", str(out), "--seed",
+                               "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --seed must be >= 0, got -1")
+
+
+def test_import_motion_runs_as_a_script(tmp_path):
+    script = os.path.join(DATA_GEN, "import_motion.py")
+    r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: import_motion.py")
+    for flag in ("--env", "--out", "--stretch", "--only_success", "--seed", "--close_below"):
+        assert flag in r.stdout, flag
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,x,y\n0,1,2\n")
+    r = subprocess.run([sys.executable, script, str(bad), "--env", "PandaReach-v3", "--out",
+                        str(tmp_path / "o.npz")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr == f"error: {bad}: missing column(s) ['z']; required: " \
+                                             f"x, y, z\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +398,7 @@ def test_synthetic_human_cli_then_import_motion(tmp_path, capsys):
     m = read_motion_csv(files[0])
     assert m.object_pos is not None and m.goal is not None and m.gripper is None
     assert "expert success on the raw episodes" in capsys.readouterr().out
-    stats = motion_import.import_motion(files, "PandaPush-v3", str(tmp_path / "h.npz"),
+    stats = import_motion.import_motion(files, "PandaPush-v3", str(tmp_path / "h.npz"),
                                         out=lambda s: None)
     batch = load_episodes_for_env(stats["path"], "PandaPush-v3")
     # the replayed episode starts from the recorded object position and goal

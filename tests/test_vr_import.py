@@ -1,22 +1,25 @@
-"""import-vr: the VR text parser, the axis map, the per-episode alignment, the approach and
-index stretch, the CLI, and synthetic VR recordings -> import-vr -> a PandaPickAndPlace file."""
+"""experiment/data_generation/import_vr.py: the VR text parser, the axis map, the per-episode
+alignment, the approach and index stretch, the CLI, and synthetic VR recordings -> import_vr.py ->
+a PandaPickAndPlace file."""
 
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from baselines_her import demo_cli
 from baselines_her.demo import DemoError, load_episodes_for_env
-from baselines_her.demo_vr import (align_xy, grasp_sample, parse_axes, read_vr_text, to_sim,
-                                   vr_episode)
 from baselines_her.envs import make_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_GEN = os.path.join(ROOT, "experiment", "data_generation")
 if DATA_GEN not in sys.path:
     sys.path.insert(0, DATA_GEN)
+
+import import_vr  # noqa: E402
+from import_vr import (align_xy, grasp_sample, parse_axes, read_vr_text, to_sim,  # noqa: E402
+                       vr_episode)
 
 T = 50
 
@@ -128,16 +131,31 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     path = tmp_path / "r.txt"
     path.write_text(vr_text([0, 1], np.zeros((2, 3)), [0.04, 0.0]))
     out = tmp_path / "o.npz"
-    base = ["import-vr", str(path), "--env", "PandaPickAndPlace-v3", "--out", str(out)]
+    base = [str(path), "--env", "PandaPickAndPlace-v3", "--out", str(out)]
     for flags, msg in ((["--axes", "x,y"], "error: --axes must name x, y and z"),
                        (["--approach_steps", "50"], "error: --approach_steps must be in [0, 49]"),
                        (["--rate_hz", "0"], "error: --rate_hz must be a positive number")):
-        assert demo_cli.main(base + flags) == 2
+        assert import_vr.main(base + flags) == 2
         err = capsys.readouterr().err
         assert err.startswith(msg) and err.count("\n") == 1 and not out.exists()
-    assert demo_cli.main(["import-vr", str(tmp_path / "none.txt"), "--env", "PandaReach-v3",
-                          "--out", str(out)]) == 2
+    assert import_vr.main([str(tmp_path / "none.txt"), "--env", "PandaReach-v3", "--out",
+                           str(out)]) == 2
     assert "none.txt: cannot read as a VR text recording" in capsys.readouterr().err
+
+
+def test_runs_as_a_script(tmp_path):
+    script = os.path.join(DATA_GEN, "import_vr.py")
+    r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: import_vr.py")
+    for flag in ("--env", "--out", "--axes", "--align", "--approach_steps", "--rate_hz",
+                 "--z_offset", "--only_success", "--seed", "--close_below"):
+        assert flag in r.stdout, flag
+    r = subprocess.run([sys.executable, script, str(tmp_path / "none.txt"), "--env",
+                        "PandaReach-v3", "--out", str(tmp_path / "o.npz")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("error: ") and "cannot read as a VR text recording" in r.stderr
 
 
 def test_synthetic_vr_recordings_through_import_vr(tmp_path, capsys):
@@ -151,10 +169,10 @@ def test_synthetic_vr_recordings_through_import_vr(tmp_path, capsys):
                                                     "synthetic_PandaPickAndPlace-v3_0001.txt"]
     first = open(files[0]).read().splitlines()
     assert first[0].startswith("# synthetic") and "not a human recording" in first[0]
-    assert "import-vr" in capsys.readouterr().out
+    assert "import_vr.py" in capsys.readouterr().out
     out = tmp_path / "human.npz"
-    assert demo_cli.main(["import-vr", *files, "--env", "PandaPickAndPlace-v3", "--seed", "3",
-                          "--out", str(out)]) == 0
+    assert import_vr.main([*files, "--env", "PandaPickAndPlace-v3", "--seed", "3",
+                           "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("success, kept; ") == 2 and "grasp at sample" in text
     b = load_episodes_for_env(out, "PandaPickAndPlace-v3", source="human file")
@@ -176,8 +194,8 @@ def test_cli_default_axis_map_without_alignment(tmp_path, capsys):
     path = tmp_path / "r.txt"
     path.write_text(vr_text(range(12), unity, np.zeros(12)))
     out = tmp_path / "reach.npz"
-    assert demo_cli.main(["import-vr", str(path), "--env", "PandaReach-v3", "--align", "none",
-                          "--out", str(out)]) == 0
+    assert import_vr.main([str(path), "--env", "PandaReach-v3", "--align", "none",
+                           "--out", str(out)]) == 0
     assert "aligned" not in capsys.readouterr().out
     b = load_episodes_for_env(out, "PandaReach-v3")
     assert np.linalg.norm(b["o"][0, -1, :3] - sim[-1]) < 0.01

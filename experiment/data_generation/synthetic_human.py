@@ -1,15 +1,15 @@
 """Synthetic "human" recordings: noisy, time-warped scripted-expert trajectories, written as
-motion CSVs (``import-motion``) or as VR text recordings (``import-vr``).
+motion CSVs (``import_motion.py``) or as VR text recordings (``import_vr.py``).
 
     python experiment/data_generation/synthetic_human.py --env PandaPush-v3 --episodes 100 \
         --seed 0 --outdir motions/ [--noise_m 0.003] [--drift_m 0.005] [--warp 0.3] [--rate_hz 30]
-    python -m baselines_her.demo import-motion motions/*.csv --env PandaPush-v3 --seed 0 \
-        --out human_push.npz
+    python experiment/data_generation/import_motion.py motions/*.csv --env PandaPush-v3 \
+        --seed 0 --out human_push.npz
 
     python experiment/data_generation/synthetic_human.py --env PandaPickAndPlace-v3 \
         --episodes 100 --seed 0 --format vr --outdir vr/ [--vr_shift_m 0.05] [--vr_scale 0.1]
-    python -m baselines_her.demo import-vr vr/*.txt --env PandaPickAndPlace-v3 --seed 0 \
-        --out human_pp.npz
+    python experiment/data_generation/import_vr.py vr/*.txt --env PandaPickAndPlace-v3 \
+        --seed 0 --out human_pp.npz
 
 A stand-in for a person with a motion tracker, for benchmarks and tests when no recorded human
 data is at hand; results made with it must be labelled synthetic. For episode ``i`` the scripted
@@ -24,19 +24,20 @@ is then made human-like:
 * **noise**: white Gaussian noise (``--noise_m``) plus a slowly varying offset (``--drift_m``)
   on every position sample.
 
-Each CSV (format: ``baselines_her.motion_import``) carries the episode's initial object
-position and goal, so ``import-motion --seed`` need not match. Each file is named
-``<env>_<i>.csv``; the closing line gives the expert's own success rate on the raw episodes.
+Each CSV (format: ``import_motion.py``) carries the episode's initial object position and goal,
+so ``import_motion.py --seed`` need not match. Each file is named ``<env>_<i>.csv``; the closing
+line gives the expert's own success rate on the raw episodes.
 
-``--format vr`` writes the VR text format of ``baselines_her.demo_vr`` instead (for the whole
-human-VR-buffer path: recordings -> ``import-vr`` -> human file): sample index (no time),
-hand position in Unity coordinates (the inverse of import-vr's default axis map, sim (x, y, z) =
+``--format vr`` writes the VR text format of ``import_vr.py`` instead (for the whole
+human-VR-buffer path: recordings -> ``import_vr.py`` -> human file): sample index (no time), hand
+position in Unity coordinates (the inverse of import_vr.py's default axis map, sim (x, y, z) =
 (Unity z, -Unity x, Unity y)) and finger value f = opening / 2, two decimals, as the VR recorder
 wrote them. Each episode's x and y are first moved into a "VR scene" frame of its own (scaled by
-1 + ``--vr_scale`` * N(0,1) and shifted by ``--vr_shift_m`` * N(0,1) per axis), which import-vr's
-per-episode alignment has to undo. The files are named ``synthetic_<env>_<i>.txt`` and start with
-a ``# synthetic`` comment line: they are not human recordings. They hold no object or goal, so
-``import-vr --seed`` must be this ``--seed`` for the recorded scene to match the sim's.
+1 + ``--vr_scale`` * N(0,1) and shifted by ``--vr_shift_m`` * N(0,1) per axis), which
+import_vr.py's per-episode alignment has to undo. The files are named
+``synthetic_<env>_<i>.txt`` and start with a ``# synthetic`` comment line: they are not human
+recordings. They hold no object or goal, so ``import_vr.py --seed`` must be this ``--seed`` for
+the recorded scene to match the sim's.
 """
 from __future__ import annotations
 
@@ -165,7 +166,8 @@ def _main(argv) -> int:
     p.add_argument("--warp", type=float, default=0.3, help="log-speed variation std")
     p.add_argument("--rate_hz", type=float, default=30.0, help="tracker sample rate [Hz]")
     p.add_argument("--format", choices=("csv", "vr"), default="csv",
-                   help="csv: motion CSVs for import-motion; vr: VR text recordings for import-vr")
+                   help="csv: motion CSVs for import_motion.py; vr: VR text recordings for "
+                        "import_vr.py")
     p.add_argument("--vr_shift_m", type=float, default=0.05,
                    help="--format vr: std of the per-episode scene shift of x and y [m]")
     p.add_argument("--vr_scale", type=float, default=0.1,
@@ -203,10 +205,11 @@ def _main(argv) -> int:
     finally:
         bar.close()
         env.close()
-    what, ext, cmd = (("VR text recordings", "txt", "import-vr") if args.format == "vr"
-                      else ("motion CSVs", "csv", "import-motion"))
+    what, ext, script = (("VR text recordings", "txt", "import_vr.py") if args.format == "vr"
+                         else ("motion CSVs", "csv", "import_motion.py"))
     print(f"wrote {args.episodes} synthetic {what} to {args.outdir} (expert success on the raw "
-          f"episodes {successes / args.episodes:.2f}); next: python -m baselines_her.demo {cmd} "
+          f"episodes {successes / args.episodes:.2f}); next: python "
+          f"{os.path.relpath(os.path.join(_HERE, script))} "
           f"{os.path.join(args.outdir, '*.' + ext)} --env {args.env} --seed {args.seed} "
           f"--out human.npz")
     return 0

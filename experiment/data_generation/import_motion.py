@@ -1,8 +1,14 @@
-"""Recorded end-effector motion (CSV) to episodes: ``python -m baselines_her.demo import-motion``.
+"""Recorded end-effector motion (CSV) to episodes: a native demo / human file.
 
-**Motion CSV** (``import-motion``): one file per episode, a header row, then one row per sample
-of the end-effector trajectory, in the env's world frame (the frame of panda-gym's observations;
-the Panda's base is at (-0.6, 0, 0), the table top at z = 0).
+    python experiment/data_generation/import_motion.py rec1.csv rec2.csv --env PandaReach-v3 \
+        --out human.npz [--stretch] [--only_success] [--seed 0] [--close_below 0.02]
+
+User errors print one line ``error: ...`` and exit 2; the exit status is 1 when no recording is
+left to write (all dropped by ``--only_success``).
+
+**Motion CSV**: one file per episode, a header row, then one row per sample of the end-effector
+trajectory, in the env's world frame (the frame of panda-gym's observations; the Panda's base is
+at (-0.6, 0, 0), the table top at z = 0).
 
 =========================  ========  =========================================================
 column                     unit      meaning
@@ -22,10 +28,10 @@ period (panda-gym: ``sim.timestep * sim.n_substeps`` = 0.002 s x 20 = 0.04 s) fo
 steps: a shorter recording is padded with its last pose, a longer one is truncated (both
 reported). With ``--stretch`` the whole recording is spread over the T steps instead (by ``t``
 when present, else by row order), so nothing is cut: for untimed recordings and for recordings
-longer than T steps. Each step is then tracked in closed loop in the env
-(:mod:`baselines_her.demo_tracking`: gains, finger rule, blocked grippers). The episode is replayed
-in the env (seeded ``--seed + i`` for the i-th file, then the object and goal columns applied),
-so the file holds the true observations. Example::
+longer than T steps. Each step is then tracked in closed loop in the env (``tracking.py``: gains,
+finger rule, blocked grippers). The episode is replayed in the env (seeded ``--seed + i`` for the
+i-th file, then the object and goal columns applied), so the file holds the true observations.
+Example::
 
     t,x,y,z,gripper,object_x,object_y,object_z,goal_x,goal_y,goal_z
     0.00,0.038,0.000,0.197,0.08,0.05,-0.02,0.02,0.10,0.10,0.15
@@ -34,16 +40,26 @@ so the file holds the true observations. Example::
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from baselines_her.demo import DemoError
-from baselines_her.demo_tracking import (FINGER_MAX_OPENING, import_recordings, reset_episode,
-                                         spread, track)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
+from tracking import (FINGER_MAX_OPENING, add_tracking_options, import_recordings,  # noqa: E402
+                      reset_episode, spread, track, tracking_kwargs)
+
+from baselines_her.demo import DemoError  # noqa: E402
+from baselines_her.errors import UserErrorParser, run_cli  # noqa: E402
+
+PROG = "import_motion.py"
 _MOTION_REQUIRED = ("x", "y", "z")
 _MOTION_TRIPLES = {"object": ("object_x", "object_y", "object_z"),
                    "goal": ("goal_x", "goal_y", "goal_z")}
@@ -183,8 +199,8 @@ def motion_targets(motion: Motion, dt: float, T: int, stretch: bool) -> tuple:
 def replay_motion(env, motion: Motion, T: int, seed: Optional[int], env_name: str = "",
                   close_below: float = 0.02, stretch: bool = False) -> tuple:
     """Reset (seeded, then the recorded object and goal), time the motion and track it for T
-    steps; returns ``(episode, report)`` (:func:`baselines_her.demo_tracking.track`, plus
-    ``note`` and ``targets``)."""
+    steps; returns ``(episode, report)`` (:func:`tracking.track`, plus ``note`` and
+    ``targets``)."""
     targets, opening, note = motion_targets(motion, float(env.unwrapped.sim.dt), T, stretch)
     obs = reset_episode(env, seed, motion.path, env_name, motion.object_pos, motion.goal)
     episode, report = track(env, obs, targets, opening, close_below)
@@ -215,5 +231,39 @@ def import_motion(paths: list, env_name: str, out_path: str, only_success: bool 
         ep, rep = replay_motion(env, motion, spec.T, seed + i, env_name, close_below, stretch)
         return motion.path, ep, rep, [rep["note"]]
 
-    return import_recordings(motions, env_name, out_path, episode, "import-motion",
-                             only_success, out)
+    return import_recordings(motions, env_name, out_path, episode, PROG, only_success, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = UserErrorParser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Resample recorded end-effector trajectories to the env's "
+                                    "control period, track them in closed loop in the env and "
+                                    "write the episodes (true observations) as a native demo "
+                                    "file.\n\nCSV columns (header row required): t [s, optional "
+                                    "with --stretch], x, y, z [m, world frame], optional gripper "
+                                    "[m, finger opening], optional object_x/_y/_z and "
+                                    "goal_x/_y/_z [m, first row only].")
+    p.add_argument("files", nargs="+", metavar="REC.csv")
+    add_tracking_options(p)
+    p.add_argument("--stretch", action="store_true",
+                   help="spread the whole recording over the T steps (by t, or by row order "
+                        "without a t column) instead of playing it in real time, which pads a "
+                        "short recording and cuts a long one")
+    return p
+
+
+def _main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    stats = import_motion(args.files, args.env, args.out, stretch=args.stretch,
+                          **tracking_kwargs(p, args))
+    return 0 if stats["path"] is not None else 1
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

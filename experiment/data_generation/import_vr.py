@@ -1,4 +1,11 @@
-"""VR text recordings to episodes: ``python -m baselines_her.demo import-vr``.
+"""VR text recordings to episodes: a native demo / human file.
+
+    python experiment/data_generation/import_vr.py rec1.txt rec2.txt --env PandaPickAndPlace-v3 \
+        --out human.npz [--axes z,-x,y] [--align object-goal|none] [--approach_steps 8] \
+        [--rate_hz R] [--z_offset 0] [--only_success] [--seed 0] [--close_below 0.02]
+
+User errors print one line ``error: ...`` and exit 2; the exit status is 1 when no recording is
+left to write (all dropped by ``--only_success``). The user guide is docs/human_data.md.
 
 **VR text recording**: the hand recordings of the panda-gym DDPG+HER+human-VR system, one file per
 episode, one sample per line, no timestamps::
@@ -29,21 +36,32 @@ metres. Blank lines and lines starting with ``#`` are skipped.
    time). ``--rate_hz R`` treats it as sampled at R Hz instead: resampled at the env's control
    period, a shorter recording padded with its last sample, a longer one truncated.
 
-The path is then tracked in the env (:mod:`baselines_her.demo_tracking`), so the file holds the
-env's true observations.
+The path is then tracked in the env (``tracking.py``), so the file holds the env's true
+observations.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from baselines_her.demo import DemoError
-from baselines_her.demo_tracking import (import_recordings, object_position, reset_episode,
-                                         spread, track, with_approach)
-from baselines_her.motion_import import Motion, check_close_below, resample_motion
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from import_motion import Motion, check_close_below, resample_motion  # noqa: E402
+from tracking import (add_tracking_options, import_recordings, object_position,  # noqa: E402
+                      reset_episode, spread, track, tracking_kwargs, with_approach)
+
+from baselines_her.demo import DemoError  # noqa: E402
+from baselines_her.errors import UserErrorParser, run_cli  # noqa: E402
+
+PROG = "import_vr.py"
 
 DEFAULT_AXES = "z,-x,y"
 ALIGN_CHOICES = ("object-goal", "none")
@@ -193,7 +211,7 @@ def import_vr(paths: list, env_name: str, out_path: str, axes: str = DEFAULT_AXE
               seed: int = 0, only_success: bool = False, out: Callable = print) -> dict:
     """Turn VR text recordings into a native demo file (module docstring). Every file is parsed
     before the env is stepped; the i-th is replayed after a reset with seed ``seed + i``.
-    Returns stats as :func:`baselines_her.demo_tracking.import_recordings`."""
+    Returns stats as :func:`tracking.import_recordings`."""
     if not paths:
         raise DemoError("no VR recordings given")
     if align not in ALIGN_CHOICES:
@@ -211,5 +229,47 @@ def import_vr(paths: list, env_name: str, out_path: str, axes: str = DEFAULT_AXE
                                     approach_steps, rate_hz, z_offset, close_below)
         return rec.path, ep, rep, notes
 
-    return import_recordings(recordings, env_name, out_path, episode, "import-vr", only_success,
-                             out)
+    return import_recordings(recordings, env_name, out_path, episode, PROG, only_success, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = UserErrorParser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Map VR hand recordings (lines '<index>\\t(<x>, <y>, <z>)\\t"
+                                    "<f>', Unity coordinates, y up, opening 2*f) to the sim, "
+                                    "align them per episode, spread them over the T steps and "
+                                    "track them in closed loop in the env; write the episodes "
+                                    "(true observations) as a native demo file.")
+    p.add_argument("files", nargs="+", metavar="REC.txt")
+    add_tracking_options(p)
+    p.add_argument("--axes", default=DEFAULT_AXES,
+                   help=f"Unity axis of sim x, y, z, optionally signed (default {DEFAULT_AXES})")
+    p.add_argument("--align", choices=ALIGN_CHOICES, default="object-goal",
+                   help="shift and scale x, y per episode so the recorded object (hand at the "
+                        "grasp) and goal (last sample) land on the sim's (default object-goal)")
+    p.add_argument("--approach_steps", type=int, default=8,
+                   help="steps spent going from the robot's start to the first sample "
+                        "(default 8)")
+    p.add_argument("--rate_hz", type=float, default=None,
+                   help="treat the recording as sampled at this rate (real time) instead of "
+                        "spreading it over the steps by index")
+    p.add_argument("--z_offset", type=float, default=0.0,
+                   help="metres added to the mapped height (default 0)")
+    return p
+
+
+def _main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    stats = import_vr(args.files, args.env, args.out, axes=args.axes, align=args.align,
+                      approach_steps=args.approach_steps, rate_hz=args.rate_hz,
+                      z_offset=args.z_offset, **tracking_kwargs(p, args))
+    return 0 if stats["path"] is not None else 1
+
+
+def main(argv=None) -> int:
+    """The command line; a user error prints one line ``error: ...`` and returns 2."""
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,10 @@
 """Turning recorded end-effector paths into episodes by tracking them in a panda-gym env.
 
-Shared by ``import-motion`` (:mod:`baselines_her.motion_import`) and ``import-vr``
-(:mod:`baselines_her.demo_vr`); the only demo module that drives panda-gym internals (``sim``,
-``robot``, ``task``). A path is T+1 end-effector targets in the env's world frame plus an optional
-commanded finger opening per target. Each step is tracked in closed loop:
+Shared by ``import_motion.py`` (motion CSV) and ``import_vr.py`` (VR text recordings). It drives
+panda-gym internals (``sim``, ``robot``, ``task``, ``_get_obs``), which is why it is a
+data-generation tool and not part of the library; the library owns the native file it writes
+(:mod:`baselines_her.demo`). A path is T+1 end-effector targets in the env's world frame plus an
+optional commanded finger opening per target. Each step is tracked in closed loop:
 ``action[:3] = clip((target[k+1] - ee_position) / 0.05, -1, 1)`` (0.05 m is panda-gym's
 end-effector displacement per unit action). The finger action is ``-1`` when the commanded
 opening is below ``close_below``, else ``clip((opening[k+1] - finger_width) / 0.2, -1, 1)``
@@ -13,6 +14,7 @@ observations, so what is written is what the env did, not what was recorded.
 """
 from __future__ import annotations
 
+import argparse
 from typing import Callable, Optional
 
 import numpy as np
@@ -27,6 +29,26 @@ EE_STEP = 0.05
 FINGER_STEP = 0.2
 FINGER_MAX_OPENING = 0.08
 _IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def add_tracking_options(p: argparse.ArgumentParser) -> None:
+    """The flags both importers take."""
+    p.add_argument("--env", required=True, help="panda-gym env id (end-effector control)")
+    p.add_argument("--out", required=True, help="native .npz to write")
+    p.add_argument("--only_success", action="store_true",
+                   help="drop recordings whose episode does not end in success")
+    p.add_argument("--seed", type=int, default=0, help="reset seed of the first file (default 0)")
+    p.add_argument("--close_below", type=float, default=0.02,
+                   help="openings below this many metres close the fingers with full force "
+                        "(default 0.02)")
+
+
+def tracking_kwargs(p: argparse.ArgumentParser, args) -> dict:
+    """The keyword arguments of :func:`add_tracking_options`' flags shared by both importers
+    (``--seed`` checked)."""
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    return dict(only_success=args.only_success, seed=args.seed, close_below=args.close_below)
 
 
 def check_panda_ee(env, env_name: str, command: str):
