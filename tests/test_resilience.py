@@ -17,6 +17,7 @@ import pytest
 
 from baselines_her import checkpoint
 from baselines_her.config import ConfigError, prepare_params, prepare_resume_params
+from baselines_her.ddpg import DDPG
 from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.logger import Logger
 from baselines_her.train import Trainer, train
@@ -77,20 +78,22 @@ def kill_once(monkeypatch, target, name, when):
     monkeypatch.setattr(target, name, wrapped)
 
 
-@pytest.mark.parametrize("target,name", [
-    (checkpoint, "_write_files"),      # mid-save: the new snapshot is incomplete
-    (checkpoint, "_rename_complete"),  # complete but not yet named
-    (checkpoint, "_switch_latest"),    # complete and named, `latest` not switched
-    (checkpoint, "_delete_others"),    # switched; the old snapshot still there
-    (Trainer, "_publish_epoch"),       # checkpoint saved, nothing of the epoch published
-    (Logger, "write_row"),             # policy files written, the row not yet
-    (Logger, "write_tensorboard"),     # the row written, the TensorBoard point not yet
+@pytest.mark.parametrize("target,name,when", [
+    # when=2: during epoch 1's save
+    (checkpoint, "_write_files", 2),      # mid-save: the new snapshot is incomplete
+    (checkpoint, "_rename_complete", 2),  # complete but not yet named
+    (checkpoint, "_switch_latest", 2),    # complete and named, `latest` not switched
+    (checkpoint, "_delete_others", 2),    # switched; the old snapshot still there
+    (Trainer, "_publish_epoch", 2),       # checkpoint saved, nothing of the epoch published
+    (Logger, "write_row", 2),             # policy files written, the row not yet
+    (Logger, "write_tensorboard", 2),     # the row written, the TensorBoard point not yet
+    (DDPG, "train_batches", 5),           # mid-update: epoch 1's second cycle, rollouts in flight
 ])
 def test_kill_at_each_save_step_then_resume_reproduces_the_run(tmp_path, monkeypatch, reference,
-                                                                target, name):
+                                                                target, name, when):
     logdir = str(tmp_path)
     with monkeypatch.context() as m:
-        kill_once(m, target, name, when=2)  # during epoch 1's save
+        kill_once(m, target, name, when)
         with pytest.raises(SimulatedKill):
             train(prepare_params("PandaReach-v3", TINY), logdir=logdir)
     with open(os.path.join(logdir, "params.json")) as f:
