@@ -71,7 +71,28 @@ def configure_tensorflow(num_threads: int) -> str:
     if num_threads == 1:
         tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
+    if not gpus and tensorflow_builds_clash():
+        from baselines_her.logger import warn
+        warn("both tensorflow-cpu and tensorflow are installed (`.[gpu]` adds the CUDA build beside "
+             "the CPU one) and no GPU is in use: the CPU build's files may have replaced the CUDA "
+             "build's. For the GPU: pip uninstall -y tensorflow-cpu tensorflow && pip install "
+             "'tensorflow[and-cuda]==2.21.*'")
     return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+
+def tensorflow_builds_clash(distribution=None) -> bool:
+    """Whether the tensorflow-cpu and tensorflow distributions are both installed: they ship the
+    same ``tensorflow/`` files, so the one pip installed last decides which build runs."""
+    from importlib import metadata
+    distribution = distribution or metadata.distribution
+
+    def installed(name: str) -> bool:
+        try:
+            distribution(name)
+            return True
+        except metadata.PackageNotFoundError:
+            return False
+    return installed("tensorflow-cpu") and installed("tensorflow")
 
 
 class StopSignals:

@@ -122,3 +122,20 @@ def test_policy_file_refuses_code(tmp_path):
     path.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}))
     with pytest.raises(ValueError, match="plain data only; refusing"):
         load_policy(str(path))
+
+
+def test_tensorflow_builds_clash_needs_both_distributions():
+    from importlib import metadata
+
+    from baselines_her.train import tensorflow_builds_clash
+
+    def only(*names):
+        def distribution(name):
+            if name not in names:
+                raise metadata.PackageNotFoundError(name)
+            return object()
+        return distribution
+    assert tensorflow_builds_clash(only("tensorflow-cpu", "tensorflow"))
+    assert not tensorflow_builds_clash(only("tensorflow-cpu"))
+    assert not tensorflow_builds_clash(only("tensorflow"))
+    assert not tensorflow_builds_clash(only())
