@@ -15,6 +15,10 @@ spreads the machine's speed drift over both sides; compare numbers only within o
 (SIGTERM) as soon as its progress.csv has a row with
 ``test/success_rate >= X``; the table then reports the wall time and env steps to that row
 (``--n_epochs`` in ``--args`` caps a run that never gets there).
+
+A progress bar over the runs, with the running one's epochs from its progress.csv, goes to stderr
+when it is a terminal (``--no_progress``, given before ``--args``, turns it off); the results go
+to stdout and the JSON to ``--out`` (written atomically, after every run).
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ import sys
 import tempfile
 import time
 
+from baselines_her.atomic import atomic_open
+from progress_bar import add_flag, bar, say  # bench/progress_bar.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -40,7 +47,20 @@ def read_rows(logdir: str) -> list:
         return [r for r in csv.DictReader(f) if r.get("time/epoch_s")]
 
 
-def run_once(python: str, cwd: str, args: list, extra: list, until_success=None) -> dict:
+def n_epochs_of(argv: list):
+    """The last ``--n_epochs`` value in a command line, or None."""
+    found = None
+    for i, x in enumerate(argv):
+        if x.startswith("--n_epochs="):
+            found = x.partition("=")[2]
+        elif x == "--n_epochs" and i + 1 < len(argv):
+            found = argv[i + 1]
+    return found
+
+
+def run_once(python: str, cwd: str, args: list, extra: list, until_success=None,
+             on_rows=None) -> dict:
+    """One run; ``on_rows(rows)`` (if given) sees its progress.csv rows about once a second."""
     logdir = tempfile.mkdtemp(prefix="ab_runs-")
     cmd = [python, "-m", "baselines_her.her", *args, *extra, "--seed=0", f"--logdir={logdir}"]
     t0 = time.perf_counter()
@@ -49,9 +69,16 @@ def run_once(python: str, cwd: str, args: list, extra: list, until_success=None)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     reached = None
-    while until_success is not None and proc.poll() is None:
-        time.sleep(1.0)
+    while (until_success is not None or on_rows is not None) and proc.poll() is None:
+        try:  # a second between looks, but no waiting on after the run ends
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
         rows = read_rows(logdir)
+        if on_rows is not None:
+            on_rows(rows)
+        if until_success is None:
+            continue
         hit = [r for r in rows if float(r["test/success_rate"]) >= until_success]
         if hit:
             reached = {"wall_s": time.perf_counter() - t0, "epoch": int(hit[0]["epoch"]),
@@ -87,21 +114,33 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--until_success", type=float, default=None,
                     help="stop each run at its first test success rate >= this; report time to it")
+    add_flag(ap)
     ap.add_argument("--args", nargs=argparse.REMAINDER,
                     default=["--env=PandaPush-v3", "--n_epochs=2"])
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ab_runs.json"))
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
     runs = {"a": [], "b": []}
-    for pair in range(a.pairs):
-        for side in ("a", "b"):
-            python, cwd = getattr(a, f"python_{side}"), getattr(a, f"cwd_{side}")
-            r = run_once(python, cwd, a.args, getattr(a, f"extra_{side}"), a.until_success)
-            runs[side].append(r)
-            print(f"pair {pair} {getattr(a, f'label_{side}')}: wall {r['wall_s']:.1f} s, epochs "
-                  f"{', '.join(f'{x:.1f}' for x in r['epoch_s'])} s; reached {r['reached']}",
-                  flush=True)
-            dump(a, runs, load0)
+    with bar(2 * a.pairs, "runs", "run", enabled=not a.no_progress) as progress:
+        for pair in range(a.pairs):
+            for side in ("a", "b"):
+                python, cwd = getattr(a, f"python_{side}"), getattr(a, f"cwd_{side}")
+                extra = getattr(a, f"extra_{side}")
+                label = f"pair {pair} {getattr(a, f'label_{side}')}"
+                total = n_epochs_of([*a.args, *extra])
+                progress.set_postfix_str(label)
+
+                def show(rows, label=label, total=total):
+                    done = f"epoch {len(rows)}" + (f"/{total}" if total else "")
+                    progress.set_postfix_str(f"{label}: {done}")
+
+                r = run_once(python, cwd, a.args, extra, a.until_success,
+                             None if progress.disable else show)
+                runs[side].append(r)
+                progress.update(1)
+                say(f"{label}: wall {r['wall_s']:.1f} s, epochs "
+                    f"{', '.join(f'{x:.1f}' for x in r['epoch_s'])} s; reached {r['reached']}")
+                dump(a, runs, load0)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     print(f"\n{' '.join(a.args)}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -131,7 +170,7 @@ def main() -> int:
 def dump(a, runs: dict, load0: float) -> None:
     """Write the JSON after every run, so an interrupted comparison keeps what it measured."""
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
+    with atomic_open(a.out, "w") as f:
         json.dump({"args": a.args, "labels": [a.label_a, a.label_b], "runs": runs,
                    "extra": [a.extra_a, a.extra_b], "until_success": a.until_success,
                    "machine": platform.platform(), "cpus": os.cpu_count(),

@@ -31,7 +31,8 @@ stable-baselines3, panda-gym==3.0.7, pybullet==3.2.7). PyPI's Linux x86_64 ``tor
 build that pulls several GB of nvidia-* wheels; on a machine without a local CPU wheel of
 torch 2.13.0, pass ``--torch`` and ``--pip_arg`` (e.g. an index of CPU wheels), or point
 ``--sb3_python`` at an interpreter that already has stable-baselines3, torch and panda-gym.
-``--setup_only`` creates the venv and exits. Prints a markdown table and writes JSON to ``--out``.
+``--setup_only`` creates the venv and exits. Prints a markdown table and writes JSON to ``--out``;
+a progress bar over the runs goes to stderr when it is a terminal (``--no_progress`` turns it off).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import tempfile
 import time
 
 from baselines_her.errors import UserError, run_cli
+from progress_bar import add_flag, bar, say  # bench/progress_bar.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -282,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setup_only", action="store_true", help="create the SB3 venv and exit")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/compare_sb3-"
                                                 "<date>.json)")
+    add_flag(ap)
     args = ap.parse_args(argv)
 
     if args.pairs < 1:
@@ -313,16 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.mkdtemp(prefix="compare_sb3-")
     runs = []
     try:
-        for pair in range(args.pairs):
-            for side, fn in (("ours", run_ours), ("sb3", run_sb3)):
-                logdir = os.path.join(work, f"{side}-{pair}")  # ours creates its own
-                if side == "sb3":
-                    os.makedirs(logdir)
-                log_path = os.path.join(RESULTS, f"compare_sb3-{side}-{pair}.log")
-                r = fn(args, logdir, log_path)
-                r["pair"] = pair
-                runs.append(r)
-                print(f"pair {pair} {side}: {r['wall_s']:.1f} s", flush=True)
+        with bar(2 * args.pairs, "runs", "run", enabled=not args.no_progress) as progress:
+            for pair in range(args.pairs):
+                for side, fn in (("ours", run_ours), ("sb3", run_sb3)):
+                    logdir = os.path.join(work, f"{side}-{pair}")  # ours creates its own
+                    if side == "sb3":
+                        os.makedirs(logdir)
+                    log_path = os.path.join(RESULTS, f"compare_sb3-{side}-{pair}.log")
+                    progress.set_postfix_str(f"pair {pair} {side}")
+                    r = fn(args, logdir, log_path)
+                    r["pair"] = pair
+                    runs.append(r)
+                    progress.update(1)
+                    say(f"pair {pair} {side}: {r['wall_s']:.1f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,6 +15,10 @@ Each seed runs ``python -m baselines_her.her`` in a fresh process (wall time inc
 as a user sees it), then the run's progress.csv is read. Prints a markdown table: one row per
 seed and a summary row (env, seeds, epochs, env steps, wall time, final and best test success,
 and epochs / env steps / seconds until test success first reaches the threshold).
+
+A progress bar over the runs goes to stderr when it is a terminal (``--no_progress`` turns it
+off); while it is shown, the runs' own output is passed through above it. The JSON files (each
+run's result.json, ``--json``) and the markdown table are written atomically.
 """
 from __future__ import annotations
 
@@ -22,13 +26,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiment"))
+from baselines_her.atomic import atomic_open  # noqa: E402
 from plot import first_reach, read_run  # noqa: E402  (one progress.csv reader and threshold rule)
+from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/progress_bar.py)
 
 # The panda-gym v3 results table: env id, seeds, demo file (100 scripted demos) or None.
 TASKS = (("PandaReach-v3", 3, False), ("PandaPush-v3", 1, False),
@@ -66,15 +71,15 @@ def fmt_row(env, algo, seed, s, thr) -> str:
             f"{s['final_success']:.2f} | {s['best_success']:.2f} | {reach} |")
 
 
-def demo_file(env: str, outdir: str) -> str:
-    """100 successful scripted demos for ``env`` (made once, seed 1000)."""
+def demo_file(env: str, outdir: str, shown: bool = False) -> str:
+    """100 successful scripted demos for ``env`` (made once, seed 1000); ``shown``: a progress
+    bar is on screen (run_child)."""
     path = os.path.join(outdir, "demos", f"{env}-100.npz")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        subprocess.run([sys.executable, os.path.join(ROOT, "experiment", "data_generation",
-                                                     "generate_demos.py"), "--env", env,
-                        "--episodes", "100", "--only_success", "--seed", "1000", "--out", path],
-                       check=True)
+        run_child([sys.executable, os.path.join(ROOT, "experiment", "data_generation",
+                                                "generate_demos.py"), "--env", env,
+                   "--episodes", "100", "--only_success", "--seed", "1000", "--out", path], shown)
     return path
 
 
@@ -92,8 +97,10 @@ def ship(policy: str, shipdir: str) -> dict:
     return {"play_success_100_seed0": result["success_rate"], "shipped": f"{shipdir}/{env}.pkl"}
 
 
-def run_seeds(args, env: str, seeds: int, extra: list) -> list:
+def run_seeds(args, env: str, seeds: int, extra: list, progress=None) -> list:
+    """``seeds`` runs of ``env``; ``progress`` (a tqdm bar, or None) counts them."""
     runs = []
+    shown = progress is not None and not progress.disable
     # A file path in --set (demo_file=dir/x.npz) contributes its base name only.
     tag = f"{env}-{args.algo}" + "".join(
         "-" + k + os.path.basename(v).removesuffix(".npz")
@@ -105,17 +112,21 @@ def run_seeds(args, env: str, seeds: int, extra: list) -> list:
         cmd += [f"--algo={args.algo}"] if args.algo else []
         cmd += [f"--n_epochs={args.epochs}"] if args.epochs else []
         cmd += [f"--{kv}" for kv in extra]
-        print("running:", " ".join(cmd), flush=True)
+        say("running: " + " ".join(cmd))
+        if progress is not None:
+            progress.set_postfix_str(f"{env} seed {seed}")
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        run_child(cmd, shown)
         wall = time.perf_counter() - t0
         s = summarize(os.path.join(logdir, "progress.csv"), args.threshold, wall)
         run = {"env": env, "seed": seed, "logdir": logdir, "command": " ".join(cmd[1:]), **s}
         if args.ship and seed == args.first_seed:
             run.update(ship(os.path.join(logdir, "policy_best.pkl"), args.ship))
-        with open(os.path.join(logdir, "result.json"), "w") as f:
+        with atomic_open(os.path.join(logdir, "result.json"), "w") as f:
             json.dump(run, f, indent=1)
         runs.append(run)
+        if progress is not None:
+            progress.update(1)
     return runs
 
 
@@ -138,6 +149,7 @@ def main() -> int:
                     help="evaluate policy_best.pkl (100 episodes, seed 0), write DIR/<env>.pkl")
     ap.add_argument("--ship_policy", default=None, metavar="FILE",
                     help="with --ship: ship this policy file of an existing run instead of training")
+    add_flag(ap)
     args = ap.parse_args()
     if args.ship_policy:
         shipped = ship(args.ship_policy, args.ship or "policies")
@@ -148,14 +160,17 @@ def main() -> int:
         args.set = args.set + [f"prioritized={args.prioritized}"]
 
     runs = []
-    if args.all:
-        for env, seeds, demos in TASKS:
-            if args.only and env not in args.only:
-                continue
-            extra = args.set + ([f"demo_file={demo_file(env, args.outdir)}"] if demos else [])
-            runs += run_seeds(args, env, seeds, extra)
-    else:
-        runs = run_seeds(args, args.env, args.seeds, args.set)
+    tasks = [t for t in TASKS if not args.only or t[0] in args.only]
+    total = sum(seeds for _, seeds, _ in tasks) if args.all else args.seeds
+    with bar(total, "runs", "run", enabled=not args.no_progress) as progress:
+        if args.all:
+            for env, seeds, demos in tasks:
+                extra = list(args.set)
+                if demos:
+                    extra.append(f"demo_file={demo_file(env, args.outdir, not progress.disable)}")
+                runs += run_seeds(args, env, seeds, extra, progress)
+        else:
+            runs = run_seeds(args, args.env, args.seeds, args.set, progress)
 
     table = [HEADER.format(thr=args.threshold)]
     table += [fmt_row(r["env"], args.algo or "default", r["seed"], r, args.threshold)
@@ -173,11 +188,11 @@ def main() -> int:
     out = args.json or (os.path.join(args.outdir, "learning_table.json") if args.all else None)
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
+        with atomic_open(out, "w") as f:
             json.dump({"set": args.set, "threshold": args.threshold,
                        "machine": platform.platform(), "cpus": os.cpu_count(),
                        "date": time.strftime("%Y-%m-%d"), "runs": runs}, f, indent=1)
-        with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        with atomic_open(os.path.splitext(out)[0] + ".md", "w") as f:
             f.write("\n".join(table) + "\n")
     return 0
 

@@ -1,6 +1,6 @@
 """Sampling hot path benchmark: numpy reference vs the compiled kernel (baselines_her._native).
 
-    python bench/sampling.py [--json out.json] [--quick]
+    python bench/sampling.py [--json out.json] [--quick] [--no_progress]
 
 Times are wall clock: median (and best) of rounds, interleaved across rows and implementations
 (InterleavedTimer), so every number sees the same mix of the machine's fast and slow phases; on a
@@ -10,7 +10,8 @@ stores it (interleaved per-step records, replay_buffer.record_views; one row com
 C-contiguous arrays), and a 1e6-leaf sum tree. Each row is the median over rounds of the mean
 time of one call, in microseconds. Comparisons, when importable: cpprb's PrioritizedReplayBuffer
 (`pip install cpprb`, not a dependency of the project) and a pure-Python sum tree over a list, in
-the style of baselines' SegmentTree. Never run by CI.
+the style of baselines' SegmentTree. A progress bar over the rounds goes to stderr when it is a
+terminal (``--no_progress`` turns it off). Never run by CI.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from baselines_her import sampling_kernels as sk  # noqa: E402
 from baselines_her.replay_buffer import RECORD_KEYS, episode_shapes, record_views  # noqa: E402
+from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
 
 T, DIM_O, DIM_G, DIM_U = 50, 19, 3, 4
 N_EPISODES = 20_000  # x T = 1e6 transitions
@@ -61,7 +63,8 @@ class InterleavedTimer:
         self.rounds.append([])
         return len(self.fns) - 1
 
-    def run(self, progress=print) -> None:
+    def run(self, on_round=None) -> None:
+        """Calibrates, then times the rounds; ``on_round()`` (if given) is called after each."""
         calls = []
         for fn, _ in self.fns:  # calls per round: >= min_round_s of them (doubling)
             fn()
@@ -75,7 +78,6 @@ class InterleavedTimer:
                 n *= 2
             calls.append(n)
         for r in range(self.repeats):
-            progress(f"  round {r + 1}/{self.repeats}")
             for h, ((fn, repeats), n) in enumerate(zip(self.fns, calls)):
                 if r >= repeats:
                     continue
@@ -83,6 +85,8 @@ class InterleavedTimer:
                 for _ in range(n):
                     fn()
                 self.rounds[h].append((time.perf_counter() - t0) / n)
+            if on_round is not None:
+                on_round()
 
     def median_us(self, h: int) -> float:
         return statistics.median(self.rounds[h]) * 1e6
@@ -171,6 +175,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--quick", action="store_true", help="fewer rounds (noisier)")
+    add_flag(ap)
     args = ap.parse_args()
     repeats, min_round = (5, 0.002) if args.quick else (15, 0.01)
     if not sk.NATIVE_AVAILABLE:
@@ -383,7 +388,8 @@ def main() -> int:
         cpprb_fn=cpprb_sample, py_fn=prioritized("python", py_tree, 256))
     row("priority update (set)", 256, tree_set(trees["numpy"], 256), tree_set(trees["native"], 256),
         cpprb_fn=cpprb_update, py_fn=tree_set(py_tree, 256))
-    timer.run(progress=lambda line: print(line, flush=True))
+    with bar(repeats, "rounds", "round", enabled=not args.no_progress) as progress:
+        timer.run(on_round=lambda: progress.update(1))
     rows = [finish_row(r, handles) for r, handles in rows]
 
     meta = {
