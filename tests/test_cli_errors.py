@@ -147,3 +147,20 @@ def test_bad_input_is_one_line_and_exit_2(files, command, args, expected):
         assert part.format(d=d) in lines[0], (part, lines[0])
     assert snapshot(files) == before
 
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    """An exception that is not a user error (here one injected into training) is not turned into
+    a one-line message: Python's traceback and exit 1."""
+    code = ("import sys, baselines_her.train as t, baselines_her.her as her\n"
+            "def bug(*args, **kwargs):\n"
+            "    raise ZeroDivisionError('injected bug')\n"
+            "t.train = bug\n"
+            "sys.exit(her.main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "--env=PandaReach-v3",
+                           f"--logdir={tmp_path / 'run'}"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr
+    assert "ZeroDivisionError: injected bug" in done.stderr
+    assert "error: injected bug" not in done.stderr
