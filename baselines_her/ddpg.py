@@ -8,6 +8,8 @@ them. Normalisation, MPI and bookkeeping stay in plain Python.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -61,18 +63,21 @@ class DDPG:
                             "bc_loss": tf.float32, "bc_rows_kept": tf.float32,
                             "q_mean": tf.float32, "td_abs": tf.float32,
                             "actor_updated": tf.bool, "weights_finite": tf.bool}
+        # autograph=False: the numerics branch only on Python values (tf.cond and tf.while_loop
+        # are explicit), and converting their source costs about a second of every run's start.
+        compiled = functools.partial(tf.function, jit_compile=p.jit_compile, autograph=False)
         if self.n_ranks == 1:
             # One XLA-compiled call runs a whole stack of updates (see train_batches).
-            self._steps = tf.function(self._fused_steps, jit_compile=p.jit_compile)
+            self._steps = compiled(self._fused_steps)
         else:
             # Gradients are averaged over ranks between compiled gradient and apply functions.
-            self._critic_grads_c = tf.function(self._critic_grads, jit_compile=p.jit_compile)
-            self._actor_grads_c = tf.function(self._actor_grads, jit_compile=p.jit_compile)
-            self._apply_critic_c = tf.function(self._apply_critic, jit_compile=p.jit_compile)
-            self._apply_actor_c = tf.function(self._apply_actor, jit_compile=p.jit_compile)
-            self._finish_c = tf.function(self._finish_step, jit_compile=p.jit_compile)
-        self._update_target = tf.function(self._polyak_update, jit_compile=p.jit_compile)
-        self._q_pi = tf.function(self._q_of_policy)
+            self._critic_grads_c = compiled(self._critic_grads)
+            self._actor_grads_c = compiled(self._actor_grads)
+            self._apply_critic_c = compiled(self._apply_critic)
+            self._apply_actor_c = compiled(self._apply_actor)
+            self._finish_c = compiled(self._finish_step)
+        self._update_target = compiled(self._polyak_update)
+        self._q_pi = tf.function(self._q_of_policy, autograph=False)
 
     # ---- numerics (inside tf.function) -------------------------------------------------------
     def _critic_in(self, obs, u):
@@ -162,10 +167,13 @@ class DDPG:
     def _fused_steps(self, batches):
         """``K`` updates in one compiled call; every array of ``batches`` has a leading ``K``."""
         k = tf.shape(batches["r"])[0]
-        outs = {key: tf.TensorArray(dtype, size=k) for key, dtype in self._out_dtypes.items()}
-        for i in tf.range(k):
+
+        def body(i, outs):
             out = self._fused_step({key: v[i] for key, v in batches.items()})
-            outs = {key: outs[key].write(i, out[key]) for key in outs}
+            return i + 1, {key: outs[key].write(i, out[key]) for key in outs}
+
+        outs = {key: tf.TensorArray(dtype, size=k) for key, dtype in self._out_dtypes.items()}
+        _, outs = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), outs))
         return {key: a.stack() for key, a in outs.items()}
 
     def _mpi_steps(self, batches):

@@ -9,7 +9,8 @@ closes. numpy's BLAS threads are limited to one in the child through the environ
 with. As with any spawned process, the child imports the parent's main script again (as
 ``__mp_main__``), so a script that trains must do so under ``if __name__ == "__main__":``; the
 child reports whether TensorFlow got imported that way, and the parent warns if so. The child
-builds its envs, says it is ready, then serves requests.
+builds its envs, says it is ready, takes the setup (the worker's arguments beyond its envs), then
+serves requests; a trainer starts it before importing TensorFlow, so both start-ups overlap.
 
 One request runs one batch of training rollouts: the parent sends the actor as plain arrays and
 the states of every generator the rollouts draw from (exploration, per-env reset seeds, demo
@@ -96,31 +97,45 @@ def _child_start_settings():
 
 
 class RolloutProcess:
-    """The training rollouts of ``rollout_batch_size`` envs of ``env_name``, run in a child
-    process; the arguments are :class:`RolloutWorker`'s, with the env id instead of the envs.
+    """The training rollouts of ``n_envs`` envs of ``env_name``, run in a child process.
+
+    Two steps, so that the child can import its modules and build its envs while this process
+    starts TensorFlow: the constructor names the envs (and :meth:`start` may start the child at
+    once); :meth:`configure` gives the rest of :class:`RolloutWorker`'s arguments before the first
+    request. The child starts with :meth:`start` or at the first request.
 
     ``rng``, :attr:`env_rngs` and ``demo_resets.rng`` are the parent's copies of the child's
     generators: :meth:`submit` sends their states, :meth:`receive` sets them to the states after
     the rollouts. ``demo_resets`` (optional) supplies the demo states and the probability; its
-    ``last_starts`` is set from the child's. The child starts with :meth:`start` or at the first request.
+    ``last_starts`` is set from the child's.
     """
 
-    def __init__(self, env_name: str, n_envs: int, T: int, dim_o: int, dim_g: int, dim_u: int,
-                 max_u: float, rng: np.random.Generator, env_seeds: list, noise_eps: float = 0.0,
-                 random_eps: float = 0.0, demo_resets: DemoResets | None = None):
-        self.rng, self.demo_resets = rng, demo_resets
-        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[:n_envs]]
-        self._setup = {"env_name": env_name, "n_envs": n_envs, "T": T,
-                       "dims": (dim_o, dim_g, dim_u), "max_u": float(max_u),
-                       "env_seeds": list(env_seeds[:n_envs]), "noise_eps": float(noise_eps),
-                       "random_eps": float(random_eps),
-                       "demo": None if demo_resets is None else (demo_resets.states,
-                                                                 demo_resets.prob)}
+    def __init__(self, env_name: str, n_envs: int):
+        self.env_name, self.n_envs = env_name, n_envs
+        self.rng = self.demo_resets = None
+        self.env_rngs: list = []
+        self._setup = None  # what the child needs beyond its envs; set by configure()
         self._process = None
         self._conn = None
         self._starting = False  # started, its "ready" message not read yet
         self.in_flight = False  # a request was sent and its reply not yet received
         self.tensorflow_in_child = False  # as the child reported when it started
+
+    def configure(self, T: int, dim_o: int, dim_g: int, dim_u: int, max_u: float,
+                  rng: np.random.Generator, env_seeds: list, noise_eps: float = 0.0,
+                  random_eps: float = 0.0,
+                  demo_resets: DemoResets | None = None) -> "RolloutProcess":
+        """:class:`RolloutWorker`'s arguments after its envs; returns ``self``. Once only."""
+        if self._setup is not None:
+            raise RuntimeError("the rollout process is already configured")
+        self.rng, self.demo_resets = rng, demo_resets
+        self.env_rngs = [np.random.default_rng(s) for s in env_seeds[:self.n_envs]]
+        self._setup = {"T": T, "dims": (dim_o, dim_g, dim_u), "max_u": float(max_u),
+                       "env_seeds": list(env_seeds[:self.n_envs]), "noise_eps": float(noise_eps),
+                       "random_eps": float(random_eps),
+                       "demo": None if demo_resets is None else (demo_resets.states,
+                                                                 demo_resets.prob)}
+        return self
 
     @property
     def pid(self) -> int | None:
@@ -134,7 +149,7 @@ class RolloutProcess:
             return
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(child_end, self._setup),
+        process = ctx.Process(target=_serve, args=(child_end, self.env_name, self.n_envs),
                               name="baselines_her-rollouts", daemon=True)
         with _child_start_settings():
             process.start()
@@ -146,12 +161,13 @@ class RolloutProcess:
         self._starting = True
 
     def _await_ready(self) -> None:
-        """Wait for the child's first message: its envs are built."""
+        """Wait for the child's first message (its envs are built), then send it the setup."""
         self._starting = False
         reply = self._reply(starting=True)
         if reply[0] == "error":
             self._failed(reply[1])
         self.tensorflow_in_child = reply[1]
+        self._send(("setup", self._setup))
         if self.tensorflow_in_child:
             from baselines_her.logger import warn
             warn("the rollout process imported TensorFlow, which it does not need (memory, "
@@ -163,15 +179,19 @@ class RolloutProcess:
         """Ask for one episode per env with ``actor`` and exploration; returns at once."""
         if self.in_flight:
             raise RuntimeError("rollouts were requested twice without receiving the first batch")
+        if self._setup is None:
+            raise RuntimeError("configure() the rollout process before requesting rollouts")
         self.start()
         if self._starting:
             self._await_ready()
-        request = (actor_arrays(actor), generator_states(rollout_generators(self)))
+        self._send((actor_arrays(actor), generator_states(rollout_generators(self))))
+        self.in_flight = True
+
+    def _send(self, message) -> None:
         try:
-            self._conn.send(request)
+            self._conn.send(message)
         except OSError:  # the child is gone
             self._died()
-        self.in_flight = True
 
     def receive(self) -> tuple[dict, dict]:
         """The episode batch and stats of the request in flight, waiting for them; the
@@ -240,16 +260,24 @@ class RolloutProcess:
 
 
 # ---- the child ---------------------------------------------------------------------------------
-def _serve(conn, setup: dict) -> None:
-    """The child's main loop: one reply per request until the pipe closes; an exception is sent
-    back with its traceback and ends the child."""
+def _serve(conn, env_name: str, n_envs: int) -> None:
+    """The child's main loop: builds the envs, says it is ready, takes the setup, then sends one
+    reply per request until the pipe closes; an exception is sent back with its traceback and
+    ends the child."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    worker = None
+    from baselines_her.envs import make_env
+    envs = []
     try:
-        worker = _build_worker(setup)
+        envs += [make_env(env_name) for _ in range(n_envs)]
         conn.send(("ready", "tensorflow" in sys.modules))
+        try:
+            kind, setup = conn.recv()
+        except EOFError:  # closed before the first request
+            return
+        assert kind == "setup", kind
+        worker = _build_worker(envs, setup)
         while True:
             try:
                 actor, states = conn.recv()
@@ -268,14 +296,11 @@ def _serve(conn, setup: dict) -> None:
         with contextlib.suppress(OSError):
             conn.send(("error", traceback.format_exc()))
     finally:
-        if worker is not None:
-            for env in worker.envs:
-                env.close()
+        for env in envs:
+            env.close()
 
 
-def _build_worker(setup: dict) -> RolloutWorker:
-    from baselines_her.envs import make_env
-    envs = [make_env(setup["env_name"]) for _ in range(setup["n_envs"])]
+def _build_worker(envs: list, setup: dict) -> RolloutWorker:
     # Every request sets the states of all these generators to the parent's, so their seeds here
     # do not matter.
     demo_resets = None

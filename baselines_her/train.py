@@ -136,22 +136,35 @@ class Trainer:
     """Owns env, buffer, sampler, agent and workers for one run (one MPI rank)."""
 
     def __init__(self, params: Params, logdir: str):
+        self.params, self.logdir = params, logdir
+        self.rank = mpi_util.rank()
+        if params.rollout_process and mpi_util.size() > 1:
+            raise UserError(f"--rollout_process=1 is for one-process runs; this run has "
+                            f"{mpi_util.size()} MPI ranks: drop the flag")
+        n_train = params.rollout_batch_size
+        # The rollout process imports its modules and builds its envs while TensorFlow starts.
+        early = RolloutProcess(params.env_name, n_train) if params.rollout_process else None
+        if early is not None:
+            early.start()
+        try:
+            self._build(params, logdir, early)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+
+    def _build(self, params: Params, logdir: str, rollout_process: RolloutProcess | None):
         self.device = configure_tensorflow(params.num_threads)
         from baselines_her.ddpg import DDPG
         from baselines_her.envs import describe_env, make_env
 
-        self.params, self.logdir = params, logdir
-        self.rank = mpi_util.rank()
         n_train, n_test = params.rollout_batch_size, params.n_test_rollouts
         self.rngs = seed_everything(params.seed, self.rank, n_envs=n_train + n_test)
-        if params.rollout_process and mpi_util.size() > 1:
-            raise UserError(f"--rollout_process=1 is for one-process runs; this run has "
-                            f"{mpi_util.size()} MPI ranks: drop the flag")
         # With the rollout process the training envs live there; this process builds the test
         # envs. The n_test_rollouts test episodes run in rounds on at most rollout_batch_size
         # envs (each episode keeps a reset generator of its own), since building a panda-gym
         # env costs about 0.2 s of start-up.
-        n_here = 0 if params.rollout_process else n_train
+        n_here = 0 if rollout_process is not None else n_train
         n_test_envs = min(max(n_test, 1), max(n_train, 1))
         envs = [make_env(params.env_name)]
         self.spec = spec = describe_env(envs[0], params.env_name)
@@ -170,13 +183,12 @@ class Trainer:
         demo_resets = (DemoResets(demo_states, params.demo_reset_prob, self.rngs.demo_reset)
                        if demo_states is not None else None)
         train_seeds = self.rngs.env_seeds[:n_train]
-        if params.rollout_process:
-            self.worker = RolloutProcess(params.env_name, n_train, spec.T, *dims, max_u,
-                                         self.rngs.rollout, train_seeds, params.noise_eps,
-                                         params.random_eps, demo_resets=demo_resets)
-            self.worker.start()  # builds its envs while this process builds the test envs
         envs += [make_env(params.env_name) for _ in range(n_here + n_test_envs - 1)]
-        if not params.rollout_process:
+        if rollout_process is not None:
+            self.worker = rollout_process.configure(
+                spec.T, *dims, max_u, self.rngs.rollout, train_seeds, params.noise_eps,
+                params.random_eps, demo_resets=demo_resets)
+        else:
             self.worker = RolloutWorker(envs[:n_train], spec.T, *dims, max_u, self.rngs.rollout,
                                         train_seeds, params.noise_eps, params.random_eps,
                                         demo_resets=demo_resets)

@@ -17,6 +17,7 @@ from baselines_her import checkpoint
 from baselines_her.config import (RESUME_MUTABLE, ConfigError, prepare_params,
                                   prepare_resume_params)
 from baselines_her.envs import describe_env, make_env
+from baselines_her.errors import UserError
 from baselines_her.networks import NumpyActor
 from baselines_her.rollout_process import RolloutProcess, actor_arrays, actor_from_arrays
 from baselines_her.seeding import seed_everything
@@ -206,8 +207,9 @@ def reach_process(seed=0):
     spec = describe_env(env, "PandaReach-v3")
     env.close()
     rngs = seed_everything(seed, n_envs=2)
-    worker = RolloutProcess("PandaReach-v3", 2, spec.T, spec.dim_o, spec.dim_g, spec.dim_u,
-                            spec.max_u, rngs.rollout, rngs.env_seeds, 0.2, 0.3)
+    worker = RolloutProcess("PandaReach-v3", 2).configure(
+        spec.T, spec.dim_o, spec.dim_g, spec.dim_u, spec.max_u, rngs.rollout, rngs.env_seeds, 0.2,
+        0.3)
     weights = {"a_out/kernel": np.zeros((spec.dim_o + spec.dim_g, spec.dim_u)),
                "a_out/bias": np.zeros(spec.dim_u)}
     stats = (np.zeros(spec.dim_o), np.ones(spec.dim_o), np.zeros(spec.dim_g), np.ones(spec.dim_g))
@@ -351,26 +353,53 @@ def test_test_episodes_in_rounds_on_few_envs_equal_one_round_on_one_env_each():
         few.generate_rollouts(zero, explore=False, n_episodes=3)
 
 
-def test_trainer_starts_the_child_while_it_builds_the_test_envs(tmp_path, monkeypatch):
-    """The child is started before the test envs are built, so its start-up overlaps theirs;
-    with n_test_rollouts=5 and rollout_batch_size=2, this process builds 2 test envs."""
+def test_trainer_starts_the_child_before_tensorflow_and_its_own_envs(tmp_path, monkeypatch):
+    """The child is started first, so its imports and env building overlap TensorFlow's start
+    and this process's envs; with n_test_rollouts=5 and rollout_batch_size=2, this process
+    builds 2 envs (both used for tests)."""
     import baselines_her.envs as envs_module
+    import baselines_her.train as train_module
     events = []
     real_make, real_start = envs_module.make_env, RolloutProcess.start
+    real_configure = train_module.configure_tensorflow
     monkeypatch.setattr(envs_module, "make_env",
                         lambda *a, **k: events.append("env") or real_make(*a, **k))
     monkeypatch.setattr(RolloutProcess, "start",
                         lambda self: events.append("start") or real_start(self))
+    monkeypatch.setattr(train_module, "configure_tensorflow",
+                        lambda *a: events.append("tensorflow") or real_configure(*a))
     trainer = Trainer(prepare_params("PandaReach-v3", {**ON, "n_test_rollouts": 5}),
                       str(tmp_path))
     try:
-        assert events == ["env", "start", "env"], events
+        assert events == ["start", "tensorflow", "env", "env"], events
         assert trainer.worker.pid is not None and len(trainer.evaluator.envs) == 2
         assert len(trainer.evaluator.env_rngs) == 5
         success, _ = trainer._test(trainer.agent.numpy_actor())
         assert success in {k / 5 for k in range(6)}
+        episodes, _ = trainer.worker.generate_rollouts(trainer.agent.numpy_actor())
+        assert episodes["u"].shape == (2, trainer.spec.T, trainer.spec.dim_u)
     finally:
         trainer.worker.close()
+
+
+def test_a_trainer_that_fails_to_build_ends_its_early_child(tmp_path, monkeypatch):
+    pids, real_start = [], RolloutProcess.start
+    monkeypatch.setattr(RolloutProcess, "start",
+                        lambda self: real_start(self) or pids.append(self.pid))
+    params = prepare_params("PandaReach-v3", {**ON, "demo_file": str(tmp_path / "missing.npz")})
+    with pytest.raises(UserError, match="missing.npz"):
+        Trainer(params, str(tmp_path / "run"))
+    assert len(pids) == 1 and gone(pids[0])
+
+
+def test_requests_need_the_setup_and_the_setup_is_given_once():
+    worker = RolloutProcess("PandaReach-v3", 2)
+    with pytest.raises(RuntimeError, match="configure"):
+        worker.submit(None)
+    assert worker.pid is None  # nothing was started for the refused request
+    worker.configure(50, 6, 3, 3, 1.0, np.random.default_rng(0), [1, 2])
+    with pytest.raises(RuntimeError, match="already configured"):
+        worker.configure(50, 6, 3, 3, 1.0, np.random.default_rng(0), [1, 2])
 
 
 @pytest.mark.parametrize("params", [ON, OFF], ids=["process", "no_process"])
