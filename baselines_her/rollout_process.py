@@ -267,10 +267,11 @@ def _serve(conn, env_name: str, n_envs: int) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    from baselines_her.envs import make_env
     envs = []
     try:
-        envs += [make_env(env_name) for _ in range(n_envs)]
+        from baselines_her.envs import make_env
+        for _ in range(n_envs):
+            envs.append(make_env(env_name))  # one by one, so a failure closes those built
         conn.send(("ready", "tensorflow" in sys.modules))
         try:
             kind, setup = conn.recv()
