@@ -64,7 +64,7 @@ class DDPG:
                             "q_mean": tf.float32, "td_abs": tf.float32,
                             "actor_updated": tf.bool, "weights_finite": tf.bool}
         # autograph=False: the numerics branch only on Python values (tf.cond and tf.while_loop
-        # are explicit), and converting their source costs about a second of every run's start.
+        # are explicit); converting their source added about 2 s to the first update on a loaded 2-core VM.
         compiled = functools.partial(tf.function, jit_compile=p.jit_compile, autograph=False)
         if self.n_ranks == 1:
             # One XLA-compiled call runs a whole stack of updates (see train_batches).

@@ -141,10 +141,10 @@ class Trainer:
         if params.rollout_process and mpi_util.size() > 1:
             raise UserError(f"--rollout_process=1 is for one-process runs; this run has "
                             f"{mpi_util.size()} MPI ranks: drop the flag")
-        n_train = params.rollout_batch_size
         # The rollout process imports its modules and builds its envs while TensorFlow starts.
-        early = RolloutProcess(params.env_name, n_train) if params.rollout_process else None
-        if early is not None:
+        early = None
+        if params.rollout_process:
+            early = RolloutProcess(params.env_name, params.rollout_batch_size)
             early.start()
         try:
             self._build(params, logdir, early)
