@@ -277,7 +277,8 @@ def _serve(conn, env_name: str, n_envs: int) -> None:
             kind, setup = conn.recv()
         except EOFError:  # closed before the first request
             return
-        assert kind == "setup", kind
+        if kind != "setup":  # the protocol sends the setup first; anything else is a bug
+            raise RuntimeError(f"rollout child: expected the setup message first, got {kind!r}")
         worker = _build_worker(envs, setup)
         while True:
             try:

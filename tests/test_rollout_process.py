@@ -402,6 +402,29 @@ def test_requests_need_the_setup_and_the_setup_is_given_once():
         worker.configure(50, 6, 3, 3, 1.0, np.random.default_rng(0), [1, 2])
 
 
+def test_child_refuses_a_request_before_its_setup_with_its_traceback():
+    import multiprocessing
+
+    from baselines_her.rollout_process import _serve
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_serve, args=(child, "PandaReach-v3", 1))
+    process.start()
+    try:
+        child.close()
+        assert parent.poll(60) and parent.recv()[0] == "ready"
+        parent.send(("actor", None))
+        assert parent.poll(60)
+        kind, message = parent.recv()
+        assert kind == "error" and "expected the setup message first, got 'actor'" in message
+        process.join(30)
+        assert process.exitcode == 0  # the child ended after reporting
+    finally:
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+
+
 @pytest.mark.parametrize("params", [ON, OFF], ids=["process", "no_process"])
 def test_stop_after_an_epochs_last_cycle_resumes_with_every_row_equal(tmp_path, monkeypatch,
                                                                        params):
