@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import tensorflow as tf
 
 from baselines_her import losses, mpi_util
 from baselines_her.networks import (NumpyActor, build_actor, build_critic, model_weights)
 from baselines_her.normalizer import Normalizer
+from baselines_her.quiet_tensorflow import import_tensorflow
+
+tf = import_tensorflow()
 
 POLICY_FORMAT_VERSION = 1
 TRAIN_KEYS = ("o", "g", "o_2", "u", "r", "w", "bc")  # the batch arrays an update reads

@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from baselines_her.quiet_tensorflow import import_tensorflow
+
 CONSOLE_KEYS = (("test/success_rate", "test success {:.3f}"), ("train/success_rate", "train {:.3f}"),
                 ("test/mean_Q", "Q {:.2f}"), ("loss/critic", "critic {:.4f}"),
                 ("loss/actor", "actor {:.3f}"), ("perf/env_steps_per_s", "{:.0f} steps/s"),
@@ -78,7 +80,7 @@ class Logger:
                 self._csv_keys = next(csv.reader(f))
         self._csv = open(csv_path, "a", newline="", buffering=1)
         if tensorboard:
-            import tensorflow as tf
+            tf = import_tensorflow()
             self._tb = tf.summary.create_file_writer(os.path.join(logdir, "tb"))
 
     def info(self, msg: str) -> None:
@@ -116,7 +118,7 @@ class Logger:
     def write_tensorboard(self, row: dict) -> None:
         if not self.enabled or self._tb is None:
             return
-        import tensorflow as tf
+        tf = import_tensorflow()
         with self._tb.as_default(step=int(row["epoch"])):
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -166,7 +168,7 @@ def last_logged_epoch(logdir: str) -> int:
 def last_tensorboard_epoch(logdir: str) -> int:
     """The highest step with a summary in ``logdir/tb`` (-1 when there is none). A record cut
     off by a kill ends its file's reading; the points before it count."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     folder = os.path.join(logdir, "tb")
     files = sorted(os.path.join(folder, n) for n in os.listdir(folder)
                    if n.startswith("events.")) if os.path.isdir(folder) else []

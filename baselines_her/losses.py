@@ -4,7 +4,9 @@ Each function is a formula from baselines' DDPG or TD3 and is tested on tiny han
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from baselines_her.quiet_tensorflow import import_tensorflow
+
+tf = import_tensorflow()
 
 
 def critic_target(r, q_next, gamma: float, clip_return: float | None):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from baselines_her.quiet_tensorflow import import_tensorflow
+
 
 def build_mlp(name: str, dim_in: int, dim_out: int, layers: int, hidden: int,
               out_activation: str | None = None):
-    import tensorflow as tf
+    tf = import_tensorflow()
     inputs = tf.keras.Input(shape=(dim_in,), name=f"{name}_in")
     h = inputs
     for i in range(layers):

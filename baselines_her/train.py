@@ -32,6 +32,7 @@ from baselines_her.logger import (Logger, keep_progress_before, last_logged_epoc
                                   last_tensorboard_epoch)
 from baselines_her.policy_file import save_policy
 from baselines_her.prioritized import annealed_beta, make_priorities
+from baselines_her.quiet_tensorflow import import_tensorflow
 from baselines_her.replay_buffer import ReplayBuffer
 from baselines_her.rollout import DemoResets, RolloutWorker
 from baselines_her.rollout_process import RolloutProcess
@@ -58,7 +59,7 @@ def default_logdir(params: Params) -> str:
 
 def configure_tensorflow(num_threads: int) -> str:
     """Apply the thread settings; returns the device the update runs on, e.g. ``'CPU'``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     threading = tf.config.threading
     if num_threads > 0 and threading.get_intra_op_parallelism_threads() != num_threads:
         try:

@@ -147,7 +147,8 @@ def compiled_category(name: str):
 def find_compiled(agent) -> list[tuple[str, object, object]]:
     """(name, owner, key) for every tf.function reachable on the agent: instance attributes,
     values of dict attributes, and tf.function methods defined on its class."""
-    import tensorflow as tf
+    from baselines_her.quiet_tensorflow import import_tensorflow
+    tf = import_tensorflow()
     kinds = tuple({t for t in (getattr(tf.types.experimental, "PolymorphicFunction", None),
                                getattr(tf.types.experimental, "GenericFunction", None)) if t})
     found, seen = [], set()
@@ -367,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for e, p in zip(epochs, prev):
         e["updates"] = (e["n_updates_total"] - p) if e["n_updates_total"] is not None else None
 
-    import tensorflow as tf
+    from baselines_her.quiet_tensorflow import import_tensorflow
+    tf = import_tensorflow()
     m, last = {**machine(), "load_avg_at_start": load_at_start}, epochs[-1]
     result = {
         "benchmark": "profile_epoch", "date_utc": now.strftime("%Y-%m-%d %H:%M"), "machine": m,

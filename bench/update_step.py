@@ -32,7 +32,8 @@ def main() -> int:
                                                   "results", "update_step.json"))
     args = ap.parse_args()
     import numpy as np
-    import tensorflow as tf
+    from baselines_her.quiet_tensorflow import import_tensorflow
+    tf = import_tensorflow()
 
     from baselines_her.config import prepare_params
     from baselines_her.ddpg import DDPG
