@@ -43,6 +43,7 @@ import shutil
 import sys
 
 from baselines_her.errors import UserError, run_cli
+from baselines_her.quiet_tensorflow import import_tensorflow
 import tempfile
 import time
 from collections import defaultdict
@@ -147,7 +148,6 @@ def compiled_category(name: str):
 def find_compiled(agent) -> list[tuple[str, object, object]]:
     """(name, owner, key) for every tf.function reachable on the agent: instance attributes,
     values of dict attributes, and tf.function methods defined on its class."""
-    from baselines_her.quiet_tensorflow import import_tensorflow
     tf = import_tensorflow()
     kinds = tuple({t for t in (getattr(tf.types.experimental, "PolymorphicFunction", None),
                                getattr(tf.types.experimental, "GenericFunction", None)) if t})
@@ -368,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     for e, p in zip(epochs, prev):
         e["updates"] = (e["n_updates_total"] - p) if e["n_updates_total"] is not None else None
 
-    from baselines_her.quiet_tensorflow import import_tensorflow
     tf = import_tensorflow()
     m, last = {**machine(), "load_avg_at_start": load_at_start}, epochs[-1]
     result = {
