@@ -85,16 +85,10 @@ class DDPG:
     def _critic_in(self, obs, u):
         return tf.concat([obs, u / self.max_u], axis=-1)
 
-    def _critic_grads(self, batch):
-        """Critic loss and its gradient (before any update of this step); ``y`` is the TD target.
-
-        ``batch``: ``obs, obs_2 (B, do+dg)`` normalised; ``u (B, du)``; ``r (B,)``; ``w (B,)``
-        importance weights (ones for uniform replay); ``bc (B,)`` 1 on rows that get the
-        behaviour-cloning loss.
-        """
+    def _td_target(self, obs_2, r):
+        """``y (N, 1)`` for ``obs_2 (N, do+dg)`` normalised and ``r (N,)``, from the target networks
+        (with TD3's smoothing noise, one ``(N, du)`` draw)."""
         p = self.params
-        obs, obs_2, u = batch["obs"], batch["obs_2"], batch["u"]
-        r, w = batch["r"][:, None], batch["w"][:, None]
         a_2 = self.max_u * self.target_actor(obs_2)
         if p.target_noise > 0:
             noise = self.noise_rng.normal(tf.shape(a_2)) * (p.target_noise * self.max_u)
@@ -102,7 +96,19 @@ class DDPG:
                                                 self.max_u)
         q_next = losses.min_over_critics([c(self._critic_in(obs_2, a_2))
                                           for c in self.target_critics])
-        y = losses.critic_target(r, q_next, self.gamma, self.clip_return)
+        return losses.critic_target(r[:, None], q_next, self.gamma, self.clip_return)
+
+    def _critic_grads(self, batch, y=None):
+        """Critic loss and its gradient (before any update of this step) against the TD target
+        ``y (B, 1)`` (computed here when not given).
+
+        ``batch``: ``obs, obs_2 (B, do+dg)`` normalised; ``u (B, du)``; ``r (B,)``; ``w (B,)``
+        importance weights (ones for uniform replay); ``bc (B,)`` 1 on rows that get the
+        behaviour-cloning loss.
+        """
+        obs, u, w = batch["obs"], batch["u"], batch["w"][:, None]
+        if y is None:
+            y = self._td_target(batch["obs_2"], batch["r"])
         with tf.GradientTape() as tape:
             qs = [c(self._critic_in(obs, u)) for c in self.critics]
             critic_loss = tf.add_n([losses.critic_loss(q, y, w) for q in qs])
@@ -144,15 +150,20 @@ class DDPG:
     def _apply_actor(self, grads):
         self.pi_opt.apply_gradients(zip(grads, self.actor_vars))
 
-    def _finish_step(self, out: dict) -> dict:
-        """Count the update; ``weights_finite`` is False if any network weight is NaN or inf."""
-        self.n_updates.assign_add(1)
-        finite = [tf.reduce_all(tf.math.is_finite(v)) for v in self.critic_vars + self.actor_vars]
-        return {**out, "weights_finite": tf.reduce_all(tf.stack(finite))}
+    def _weights_finite(self):
+        """False if any trained network weight is NaN or inf."""
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
+                                       for v in self.critic_vars + self.actor_vars]))
 
-    def _fused_step(self, batch):
-        """One critic update and, every ``policy_delay`` steps, one actor update (one process)."""
-        critic_grads, out = self._critic_grads(batch)
+    def _finish_step(self, out: dict) -> dict:
+        """Count the update; ``weights_finite`` after it (see :meth:`_weights_finite`)."""
+        self.n_updates.assign_add(1)
+        return {**out, "weights_finite": self._weights_finite()}
+
+    def _fused_step(self, batch, y):
+        """One critic update against the targets ``y`` and, every ``policy_delay`` steps, one
+        actor update (one process); counts the update."""
+        critic_grads, out = self._critic_grads(batch, y)
         self._apply_critic(critic_grads)
         actor_updated = tf.equal(self.n_updates % self.params.policy_delay, 0)
 
@@ -164,19 +175,31 @@ class DDPG:
         zero = tf.constant(0.0)
         actor_out = tf.cond(actor_updated, actor_update, lambda: {
             "actor_loss": zero, "bc_loss": zero, "bc_rows_kept": zero})
-        return self._finish_step({**out, **actor_out, "actor_updated": actor_updated})
+        self.n_updates.assign_add(1)
+        return {**out, **actor_out, "actor_updated": actor_updated}
 
     def _fused_steps(self, batches):
-        """``K`` updates in one compiled call; every array of ``batches`` has a leading ``K``."""
-        k = tf.shape(batches["r"])[0]
+        """``K`` updates in one compiled call; every array of ``batches`` has a leading ``K``.
+
+        The target networks change only between calls (:meth:`update_target_net`), so the TD
+        targets of all ``K`` batches come from one forward pass over ``K * B`` rows before the
+        loop: larger matrix products than ``K`` passes of ``B`` rows, the same values. The weights
+        are checked once, after the last update: ``weights_finite`` is True for the others (a NaN
+        or inf weight makes the next update's losses NaN, which the caller sees).
+        """
+        k, b = tf.shape(batches["r"])[0], tf.shape(batches["r"])[1]
+        obs_2 = tf.reshape(batches["obs_2"], (k * b, -1))
+        y = tf.reshape(self._td_target(obs_2, tf.reshape(batches["r"], (-1,))), (k, b, 1))
 
         def body(i, outs):
-            out = self._fused_step({key: v[i] for key, v in batches.items()})
+            out = self._fused_step({key: v[i] for key, v in batches.items()}, y[i])
             return i + 1, {key: outs[key].write(i, out[key]) for key in outs}
 
-        outs = {key: tf.TensorArray(dtype, size=k) for key, dtype in self._out_dtypes.items()}
+        dtypes = {key: d for key, d in self._out_dtypes.items() if key != "weights_finite"}
+        outs = {key: tf.TensorArray(dtype, size=k) for key, dtype in dtypes.items()}
         _, outs = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), outs))
-        return {key: a.stack() for key, a in outs.items()}
+        finite = tf.logical_or(tf.range(k) < k - 1, self._weights_finite())
+        return {**{key: a.stack() for key, a in outs.items()}, "weights_finite": finite}
 
     def _mpi_steps(self, batches):
         """The same updates as :meth:`_fused_steps` with gradients averaged over MPI ranks."""
@@ -247,7 +270,8 @@ class DDPG:
         """``K`` updates, one per batch: every array of ``batches`` has leading dims ``(K, B)``
         (``o, g, o_2, u, r``, optional ``w`` and ``bc``). Returns numpy arrays with a leading
         ``K``: losses, ``td_abs (K, B)``, ``actor_updated`` and ``weights_finite`` (see
-        :meth:`_finish_step`). The normalisers are read once for all ``K`` updates.
+        :meth:`_fused_steps` and :meth:`_finish_step`). The normalisers are read once for all
+        ``K`` updates, and so are the target networks (they change in :meth:`update_target_net`).
         """
         k, b = np.shape(batches["r"])[:2]
         flat = {key: np.reshape(batches[key], (k * b,) + np.shape(batches[key])[2:])

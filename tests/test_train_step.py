@@ -234,17 +234,19 @@ def at(batches, i):
     return {key: v[i] for key, v in batches.items()}
 
 
-def copy_noise(agent, k):
+def copy_noise(agent, k, calls):
     """The standard normals the agent's next ``k`` updates draw, from a generator with the same
-    state. XLA turns the same Philox bits into other normals than the TF kernel does, so the draw
-    is compiled like the agent's step."""
+    state: one ``(k * B, DU)`` draw for a ``train_batches`` call of ``k`` updates (``calls=1``),
+    one ``(B, DU)`` draw per call for ``train`` (``calls=k``). XLA turns the same Philox bits into
+    other normals than the TF kernel does, so the draw is compiled like the agent's step."""
     rng = tf.random.Generator.from_state(agent.noise_rng.state.numpy(), agent.noise_rng.algorithm)
+    per_call = k // calls
 
     def draw():
-        return rng.normal((B, DU))
+        return rng.normal((per_call * B, DU))
 
     draw = tf.function(draw, jit_compile=agent.params.jit_compile)
-    return [draw().numpy() for _ in range(k)]
+    return [x for _ in range(calls) for x in np.split(draw().numpy(), per_call)]
 
 
 def run_both(agent, ref, batches, via_train=False):
@@ -252,7 +254,7 @@ def run_both(agent, ref, batches, via_train=False):
     returns the agent's and the reference's outputs, stacked over the K updates."""
     k = len(batches["r"])
     if agent.params.target_noise > 0:
-        ref.noise = copy_noise(agent, k)
+        ref.noise = copy_noise(agent, k, calls=k if via_train else 1)
     if via_train:
         outs = [agent.train(at(batches, i)) for i in range(k)]
         got = {key: np.stack([o[key] for o in outs]) for key in outs[0]}
@@ -321,6 +323,19 @@ def test_td3_smoothing_and_delay_compiled():
     np.testing.assert_array_equal(got["actor_updated"], [True, False, True, False])
     assert_outputs(got, want)
     assert_weights(agent, ref)
+
+
+def test_weights_are_checked_after_the_last_update_of_a_call():
+    # The fused call checks the weights once, after its last update: a NaN weight shows in the
+    # last entry of weights_finite (and in the losses of every update that read it).
+    agent, _, _ = setup({"jit_compile": True}, seed=5)
+    good = agent.train_batches(make_batches(3, seed=5))
+    np.testing.assert_array_equal(good["weights_finite"], [True, True, True])
+    w = agent.critics[0].trainable_variables[0]
+    w.assign(tf.tensor_scatter_nd_update(w, [[0, 0]], [np.nan]))
+    bad = agent.train_batches(make_batches(3, seed=6))
+    np.testing.assert_array_equal(bad["weights_finite"], [True, True, False])
+    assert np.isnan(bad["critic_loss"]).all()
 
 
 def test_importance_weights_scale_critic_loss():
