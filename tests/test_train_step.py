@@ -331,6 +331,14 @@ def test_weights_are_checked_after_the_last_update_of_a_call():
     agent, _, _ = setup({"jit_compile": True}, seed=5)
     good = agent.train_batches(make_batches(3, seed=5))
     np.testing.assert_array_equal(good["weights_finite"], [True, True, True])
+    # A NaN reward in the last batch only: its critic step writes NaN weights, and the check,
+    # read after the loop, sees them.
+    batches = make_batches(3, seed=7)
+    batches["r"][2, 0] = np.nan
+    late = agent.train_batches(batches)
+    np.testing.assert_array_equal(late["weights_finite"], [True, True, False])
+    assert np.isfinite(late["critic_loss"][:2]).all() and np.isnan(late["critic_loss"][2])
+    agent, _, _ = setup({"jit_compile": True}, seed=5)
     w = agent.critics[0].trainable_variables[0]
     w.assign(tf.tensor_scatter_nd_update(w, [[0, 0]], [np.nan]))
     bad = agent.train_batches(make_batches(3, seed=6))
