@@ -155,10 +155,11 @@ class DDPG:
         return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
                                        for v in self.critic_vars + self.actor_vars]))
 
-    def _finish_step(self, out: dict) -> dict:
-        """Count the update; ``weights_finite`` after it (see :meth:`_weights_finite`)."""
+    def _finish_step(self, out: dict, check_weights: bool = True) -> dict:
+        """Count the update; with ``check_weights``, add ``weights_finite`` after it (see
+        :meth:`_weights_finite`)."""
         self.n_updates.assign_add(1)
-        return {**out, "weights_finite": self._weights_finite()}
+        return {**out, "weights_finite": self._weights_finite()} if check_weights else out
 
     def _fused_step(self, batch, y):
         """One critic update against the targets ``y`` and, every ``policy_delay`` steps, one
@@ -175,8 +176,8 @@ class DDPG:
         zero = tf.constant(0.0)
         actor_out = tf.cond(actor_updated, actor_update, lambda: {
             "actor_loss": zero, "bc_loss": zero, "bc_rows_kept": zero})
-        self.n_updates.assign_add(1)
-        return {**out, **actor_out, "actor_updated": actor_updated}
+        return self._finish_step({**out, **actor_out, "actor_updated": actor_updated},
+                                 check_weights=False)
 
     def _fused_steps(self, batches):
         """``K`` updates in one compiled call; every array of ``batches`` has a leading ``K``.
@@ -184,8 +185,10 @@ class DDPG:
         The target networks change only between calls (:meth:`update_target_net`), so the TD
         targets of all ``K`` batches come from one forward pass over ``K * B`` rows before the
         loop: larger matrix products than ``K`` passes of ``B`` rows, the same values. The weights
-        are checked once, after the last update: ``weights_finite`` is True for the others (a NaN
-        or inf weight makes the next update's losses NaN, which the caller sees).
+        are checked once, after the last update: ``weights_finite`` is True for the others. A
+        weight that turns NaN or inf earlier in the call shows in the losses of the next update
+        that reads it (the critic's in the next critic loss, the actor's in the next actor
+        loss), or else in that final check.
         """
         k, b = tf.shape(batches["r"])[0], tf.shape(batches["r"])[1]
         obs_2 = tf.reshape(batches["obs_2"], (k * b, -1))
