@@ -1,5 +1,5 @@
-"""The benchmarks' progress bar: tqdm on stderr, shown only when stderr is a terminal and
-``--no_progress`` is not given (the convention of experiment/play.py, whose bar counts episodes).
+"""The benchmarks' progress bar: ``baselines_her.progress``, the one every tool shows (tqdm on
+stderr, shown only when stderr is a terminal and ``--no_progress`` is not given).
 
 Lines for stdout go through :func:`say`, which writes exactly what ``print(line, flush=True)``
 writes, but clears a shown bar first and redraws it after, so tables and result lines are never
@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 
+from baselines_her.progress import progress_bar
+
 
 def add_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_progress", action="store_true",
@@ -20,11 +22,8 @@ def add_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def bar(total: int | None, desc: str, unit: str, enabled: bool = True):
-    """A tqdm bar on stderr; ``disable=None`` turns it off when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                dynamic_ncols=True, disable=None if enabled else True)
+    """:func:`baselines_her.progress.progress_bar`, which every tool's bar is."""
+    return progress_bar(total, desc, unit, enabled)
 
 
 def say(line: str = "", file=None) -> None:

@@ -24,6 +24,7 @@ from baselines_her.atomic import atomic_path  # noqa: E402
 from baselines_her.envs import describe_env, make_env  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
+from baselines_her.progress import progress_bar  # noqa: E402
 from baselines_her.rollout import RolloutWorker  # noqa: E402
 
 VIDEO_FORMATS = (".mp4", ".gif")
@@ -66,13 +67,6 @@ def write_video(frames: list, path: str, fps: float) -> None:
                         codec="libx264", macro_block_size=2)
 
 
-def _progress(n: int, enabled: bool):
-    from tqdm import tqdm
-    # disable=None: off when stderr is not a terminal.
-    return tqdm(total=n, desc="episodes", unit="ep", file=sys.stderr, leave=False,
-                disable=None if enabled else True)
-
-
 def evaluate(policy_path: str, n_episodes: int = 10, seed: int = 0, render: bool = False,
              verbose: bool = True, video: str | None = None, video_episodes: int = 3,
              progress: bool = True) -> dict:
@@ -96,7 +90,7 @@ def evaluate(policy_path: str, n_episodes: int = 10, seed: int = 0, render: bool
     worker = RolloutWorker([recorder or env], spec.T, dims["o"], dims["g"], dims["u"],
                            actor.max_u, np.random.default_rng(seed), [seed])
     successes, frames = [], []
-    with _progress(n_episodes, progress) as bar:
+    with progress_bar(n_episodes, "episodes", enabled=progress) as bar:
         for i in range(n_episodes):
             _, info = worker.generate_rollouts(actor, explore=False)
             successes.append(info["success_rate"])

@@ -45,6 +45,7 @@ from baselines_her.demo_convert import write_baselines  # noqa: E402
 from baselines_her.envs import quiet_native_output  # noqa: E402  (pybullet prints at env creation)
 from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
+from baselines_her.progress import progress_bar  # noqa: E402
 from baselines_her.replay_buffer import EPISODE_KEYS  # noqa: E402
 from baselines_her import sim_state  # noqa: E402
 
@@ -66,10 +67,8 @@ class ProgressBar:
     False; ``update(done, extra)`` sets the count and a status text."""
 
     def __init__(self, total: int, label: str = "", enabled: bool = True):
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=max(int(total), 1), desc=label.strip() or None, unit="ep",
-                         file=sys.stderr, disable=None if enabled else True)
+        self._bar = progress_bar(max(int(total), 1), label.strip() or None, enabled=enabled,
+                                 leave=True)
 
     def update(self, done: int, extra: str = "") -> None:
         if extra:
