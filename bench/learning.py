@@ -5,8 +5,9 @@
         [--threshold 0.9] [--json out.json] [--set key=value ...] [--ship policies/]
     python bench/learning.py --all [--only PandaPush-v3 ...] [--ship policies/]
 
-``--all`` runs the panda-gym v3 table (TASKS: every task's default command, with 100 scripted
-demos where the task's command uses them), one JSON per run and a markdown table in --outdir.
+``--all`` runs the panda-gym v3 table (TASKS: every task's command in docs/results.md: the
+defaults, with scripted demos where the task's command uses them: 100 for PickAndPlace, 1,000
+and demo resets for Stack), one JSON per run and a markdown table in --outdir.
 ``--ship DIR`` evaluates each run's ``policy_best.pkl`` with ``play.py`` (100 episodes, seed 0)
 and writes its actor and normalisers to ``DIR/<EnvId>.pkl`` (the critics are left out: play.py
 needs only the actor); ``--ship_policy FILE`` does the same for one policy file of a finished run.
@@ -35,10 +36,11 @@ from baselines_her.atomic import atomic_open  # noqa: E402
 from plot import first_reach, read_run  # noqa: E402  (one progress.csv reader and threshold rule)
 from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/progress_bar.py)
 
-# The panda-gym v3 results table: env id, seeds, demo file (100 scripted demos) or None.
-TASKS = (("PandaReach-v3", 3, False), ("PandaPush-v3", 1, False),
-         ("PandaPickAndPlace-v3", 1, True), ("PandaSlide-v3", 1, False),
-         ("PandaStack-v3", 1, True))
+# The panda-gym v3 results table (docs/results.md): env id, seeds, scripted demos made for it
+# (0: none), flags beyond --demo_file.
+TASKS = (("PandaReach-v3", 3, 0, ()), ("PandaPush-v3", 1, 0, ()),
+         ("PandaPickAndPlace-v3", 1, 100, ()), ("PandaSlide-v3", 1, 0, ()),
+         ("PandaStack-v3", 1, 1000, ("num_demo=1000", "demo_reset_prob=0.5")))
 
 HEADER = ("| env | algo | seed | epochs | env steps | wall s | final success | best success | "
           "first >= {thr}: epoch / env steps / s |\n|---|---|---|---|---|---|---|---|---|")
@@ -71,15 +73,15 @@ def fmt_row(env, algo, seed, s, thr) -> str:
             f"{s['final_success']:.2f} | {s['best_success']:.2f} | {reach} |")
 
 
-def demo_file(env: str, outdir: str, shown: bool = False) -> str:
-    """100 successful scripted demos for ``env`` (made once, seed 1000); ``shown``: a progress
-    bar is on screen (run_child)."""
-    path = os.path.join(outdir, "demos", f"{env}-100.npz")
+def demo_file(env: str, outdir: str, episodes: int, shown: bool = False) -> str:
+    """``episodes`` successful scripted demos for ``env`` (made once, seed 1000); ``shown``: a
+    progress bar is on screen (run_child)."""
+    path = os.path.join(outdir, "demos", f"{env}-{episodes}.npz")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         run_child([sys.executable, os.path.join(ROOT, "experiment", "data_generation",
                                                 "generate_demos.py"), "--env", env,
-                   "--episodes", "100", "--only_success", "--seed", "1000", "--out", path], shown)
+                   "--episodes", str(episodes), "--only_success", "--seed", "1000", "--out", path], shown)
     return path
 
 
@@ -161,13 +163,14 @@ def main() -> int:
 
     runs = []
     tasks = [t for t in TASKS if not args.only or t[0] in args.only]
-    total = sum(seeds for _, seeds, _ in tasks) if args.all else args.seeds
+    total = sum(task[1] for task in tasks) if args.all else args.seeds
     with bar(total, "runs", "run", enabled=not args.no_progress) as progress:
         if args.all:
-            for env, seeds, demos in tasks:
+            for env, seeds, demos, flags in tasks:
                 extra = list(args.set)
                 if demos:
-                    extra.append(f"demo_file={demo_file(env, args.outdir, not progress.disable)}")
+                    path = demo_file(env, args.outdir, demos, not progress.disable)
+                    extra += [f"demo_file={path}", *flags]
                 runs += run_seeds(args, env, seeds, extra, progress)
         else:
             runs = run_seeds(args, args.env, args.seeds, args.set, progress)
