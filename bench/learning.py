@@ -27,12 +27,14 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiment"))
 from baselines_her.atomic import atomic_open  # noqa: E402
+from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from plot import first_reach, read_run  # noqa: E402  (one progress.csv reader and threshold rule)
 from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/progress_bar.py)
 
@@ -132,8 +134,8 @@ def run_seeds(args, env: str, seeds: int, extra: list, progress=None) -> list:
     return runs
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = UserErrorParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--env", default="PandaReach-v3")
     ap.add_argument("--all", action="store_true", help="run the TASKS table")
     ap.add_argument("--only", nargs="*", default=None, help="with --all: these env ids only")
@@ -152,7 +154,14 @@ def main() -> int:
     ap.add_argument("--ship_policy", default=None, metavar="FILE",
                     help="with --ship: ship this policy file of an existing run instead of training")
     add_flag(ap)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    names = [task[0] for task in TASKS]
+    unknown = [env for env in args.only or () if env not in names]
+    if unknown:
+        raise UserError(f"--only {' '.join(unknown)}: not in the table; its envs are "
+                        f"{', '.join(names)}")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.ship_policy:
         shipped = ship(args.ship_policy, args.ship or "policies")
         print(f"{args.ship_policy}: play.py 100 episodes, seed 0: "
@@ -201,4 +210,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(run_cli(main))  # a bad flag or policy file: one line, exit 2
+    except subprocess.CalledProcessError as exc:  # the run printed its own error above
+        print(f"error: exit {exc.returncode} from: {' '.join(map(str, exc.cmd))}", file=sys.stderr)
+        sys.exit(exc.returncode if exc.returncode > 0 else 1)
