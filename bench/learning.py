@@ -81,9 +81,9 @@ def demo_file(env: str, outdir: str, episodes: int, shown: bool = False) -> str:
     path = os.path.join(outdir, "demos", f"{env}-{episodes}.npz")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        run_child([sys.executable, os.path.join(ROOT, "experiment", "data_generation",
-                                                "generate_demos.py"), "--env", env,
-                   "--episodes", str(episodes), "--only_success", "--seed", "1000", "--out", path], shown)
+        script = os.path.join(ROOT, "experiment", "data_generation", "generate_demos.py")
+        run_child([sys.executable, script, "--env", env, "--episodes", str(episodes),
+                   "--only_success", "--seed", "1000", "--out", path], shown)
     return path
 
 
