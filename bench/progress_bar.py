@@ -13,17 +13,13 @@ import subprocess
 import sys
 import threading
 
-from baselines_her.progress import progress_bar
+# ``bar(total, desc, unit, enabled)``: the benchmarks' name for the one progress bar.
+from baselines_her.progress import progress_bar as bar  # noqa: F401
 
 
 def add_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_progress", action="store_true",
                         help="no progress bar (it is shown only when stderr is a terminal)")
-
-
-def bar(total: int | None, desc: str, unit: str, enabled: bool = True):
-    """:func:`baselines_her.progress.progress_bar`, which every tool's bar is."""
-    return progress_bar(total, desc, unit, enabled)
 
 
 def say(line: str = "", file=None) -> None:
