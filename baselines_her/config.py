@@ -96,6 +96,9 @@ ALGO_PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
                              "target_noise_clip": 0.5}),
 })
 
+# The parameters that name episode files (demo and human recordings).
+EPISODE_FILE_KEYS = ("demo_file", "human_file")
+
 # What --demo_file switches on unless a flag says otherwise: behaviour cloning with the Q-filter
 # (Nair et al. 2018), TD3 and less exploration noise. Measured on PandaPickAndPlace-v3 with 100
 # scripted demos (docs/results.md): baselines' DDPG with random_eps 0.3 / noise_eps 0.2 stays below
@@ -304,6 +307,9 @@ def prepare_params(env_name: str | None = None, overrides: Mapping[str, Any] | N
     for key, value in overrides.items():
         merged[key] = _coerce(key, value, DEFAULT_PARAMS[key])
     merged["env_name"] = env_name
+    for key in EPISODE_FILE_KEYS:  # absolute in params.json, so --resume works from any folder
+        if merged[key]:
+            merged[key] = os.path.abspath(merged[key])
     if "rollout_process" not in overrides and merged["num_cpu"] > 1:
         merged["rollout_process"] = False
     if merged["human_bc"] and "bc_loss" not in overrides:
@@ -363,6 +369,11 @@ def prepare_resume_params(logdir: str, overrides: Mapping[str, Any] | None = Non
                               f"run's {merged[key]!r} ({path}); --resume continues that run: drop "
                               f"the flag, or start a new run in another --logdir")
     merged["logdir"] = logdir
+    for key in EPISODE_FILE_KEYS:
+        name = merged[key]
+        if name and not os.path.isabs(name) and not os.path.exists(name):
+            raise ConfigError(f"--resume: {path} names {key}={name!r} relative to the folder the "
+                              f"run was started from; resume from that folder")
     _validate(merged)
     return Params(merged)
 

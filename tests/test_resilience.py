@@ -6,6 +6,7 @@ SIGTERM go to a subprocess. Every resumed run must reproduce the uninterrupted r
 (one thread), with each epoch exactly once in progress.csv.
 """
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -201,6 +202,22 @@ def test_resume_takes_the_runs_parameters(tmp_path):
         (tmp_path / "empty" / "params.json").write_text((tmp_path / "params.json").read_text())
         train(prepare_params("PandaReach-v3", {**TINY, "seed": 2}),
               logdir=str(tmp_path / "empty"), resume=True)
+
+
+def test_episode_files_are_stored_absolute_so_resume_works_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = prepare_params("PandaReach-v3", {"demo_file": "d.npz", "human_file": "h.npz",
+                                              "human_ratio": "0.25"}, T=50)
+    assert (params.demo_file, params.human_file) == (str(tmp_path / "d.npz"),
+                                                      str(tmp_path / "h.npz"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "params.json").write_text(json.dumps({**params, "demo_file": "d.npz"}))
+    monkeypatch.chdir(run)  # a relative name from a run's params.json that is not here
+    with pytest.raises(ConfigError, match=r"names demo_file='d.npz' relative to the folder"):
+        prepare_resume_params(str(run))
+    (run / "d.npz").write_bytes(b"")
+    assert prepare_resume_params(str(run)).demo_file == "d.npz"
 
 
 # ---- real processes ----------------------------------------------------------------------------
