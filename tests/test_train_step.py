@@ -358,8 +358,9 @@ def test_importance_weights_scale_critic_loss():
     assert_weights(agent, ref)
 
 
+# demo_file only satisfies the config check (absolute, as the config stores it); DDPG never reads it
 BC = {"bc_loss": True, "prm_loss_weight": 0.5, "aux_loss_weight": 0.3,
-      "demo_file": "unused.npz"}  # demo_file only satisfies the config check; DDPG never reads it
+      "demo_file": "/unused/demos.npz"}
 
 
 def test_bc_mask():
