@@ -1,0 +1,167 @@
+"""Where a policy's misses are, on a panda-gym task that moves an object to a goal (Push, Slide).
+
+    python bench/misses.py policies/PandaSlide-v3.pkl OTHER.pkl [--episodes 200] [--steps 50 75 100]
+
+Each policy plays the same ``--episodes`` deterministic episodes (env seeds ``--first_seed``,
+``--first_seed + 1``, ...). At the env's own last step (T, 50 for panda-gym) the object's final
+position is read against the line from its start to the goal: how far along the line it stopped
+(short of the goal or past it), how far off the line, whether it left the table (height below 0)
+or never moved (never 1 cm from its start by step T), its speed over the last step, and the step of its
+first move. Success is split by the start-goal distance (``--bins``). ``--steps`` beyond T go on
+stepping the same episodes past the env's time limit with the actor unchanged and report the
+success at those steps: how much of the failure is the episode ending while the object still
+moves. Prints a markdown table (one column per policy) and writes JSON (``--out``). Never run by
+CI.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from baselines_her.atomic import atomic_open  # noqa: E402
+from baselines_her.envs import describe_env, make_env  # noqa: E402
+from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
+from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
+from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
+
+MOVED_M = 0.01  # the object counts as moved once it is this far from its start
+
+
+def play_episode(env, actor, seed: int, steps: list, T: int, dt: float) -> dict:
+    """One deterministic episode of ``max(steps)`` steps (past T through the unwrapped env, which
+    has no time limit of its own); the object's state at T and the success at each of ``steps``."""
+    obs, _ = env.reset(seed=seed)
+    start, goal = obs["achieved_goal"].copy(), obs["desired_goal"].copy()
+    core, first_move, success, at_T = env.unwrapped, None, {}, None
+    for t in range(1, max(steps) + 1):
+        before = obs["achieved_goal"].copy()
+        u = actor(obs["observation"][None].astype(np.float32),
+                  obs["desired_goal"][None].astype(np.float32))[0]
+        obs, _, _, _, info = (env if t <= T else core).step(u)
+        ag = obs["achieved_goal"]
+        if first_move is None and t <= T and np.linalg.norm(ag[:2] - start[:2]) > MOVED_M:
+            first_move = t
+        if t in steps:
+            success[t] = bool(info["is_success"])
+        if t == T:
+            at_T = (ag.copy(), float(np.linalg.norm(ag[:2] - before[:2])) / dt)
+    final, speed = at_T
+    line = goal[:2] - start[:2]
+    length = float(np.linalg.norm(line))
+    unit = line / max(length, 1e-9)
+    rel = final[:2] - start[:2]
+    return {"distance": length, "along_error": float(rel @ unit) - length,
+            "cross_error": float(rel @ np.array([-unit[1], unit[0]])),
+            "off_table": bool(final[2] < 0.0), "first_move": first_move, "speed_at_T": speed,
+            "success": success}
+
+
+def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
+    on = [e for e in episodes if not e["off_table"]]
+    frac = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    moved = [e["first_move"] for e in episodes if e["first_move"] is not None]
+    out = {"success_at": {t: frac([e["success"][t] for e in episodes]) for t in steps},
+           "off_table": frac([e["off_table"] for e in episodes]),
+           "never_moved": frac([e["first_move"] is None for e in episodes]),
+           "short": frac([e["along_error"] < -threshold for e in on]),
+           "past": frac([e["along_error"] > threshold for e in on]),
+           "off_line": frac([abs(e["cross_error"]) > threshold for e in on]),
+           "first_move_median": float(np.median(moved)) if moved else float("nan"),
+           "speed_at_T_median": float(np.median([e["speed_at_T"] for e in episodes])),
+           "success_by_distance": []}
+    for lo, hi in zip(bins, bins[1:]):
+        inside = [e for e in episodes if lo <= e["distance"] < hi]
+        out["success_by_distance"].append(
+            {"from": lo, "to": hi, "episodes": len(inside),
+             "success": frac([e["success"][T] for e in inside])})
+    return out
+
+
+def table(names: list, results: list, steps: list, T: int, threshold: float) -> str:
+    cm = f"{threshold * 100:g} cm"
+    rows = [("success at step T = %d" % T, lambda r: f"{r['success_at'][T]:.2f}")]
+    rows += [(f"success at step {t} (past the time limit)", lambda r, t=t: f"{r['success_at'][t]:.2f}")
+             for t in steps if t != T]
+    rows += [("object off the table / never moved",
+              lambda r: f"{r['off_table']:.2f} / {r['never_moved']:.2f}"),
+             (f"on the table: short of the goal by > {cm} / past it by > {cm}",
+              lambda r: f"{r['short']:.2f} / {r['past']:.2f}"),
+             (f"on the table: off the start-goal line by > {cm}", lambda r: f"{r['off_line']:.2f}"),
+             ("step of the first move (median)", lambda r: f"{r['first_move_median']:g}"),
+             ("object speed at step T (median)", lambda r: f"{r['speed_at_T_median']:.2f} m/s")]
+    bins = results[0]["success_by_distance"]
+    label = " / ".join(f"{b['from']:g}-{b['to']:g}" for b in bins)
+    rows.append((f"success for start-goal distances {label} m",
+                 lambda r: " / ".join(f"{b['success']:.2f}" for b in r["success_by_distance"])))
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {label} | " + " | ".join(fmt(r) for r in results) + " |" for label, fmt in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = UserErrorParser(description=__doc__.split("\n\n")[0],
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("policies", nargs="+", help="policy files (play.py's format) of one env")
+    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--first_seed", type=int, default=10_000)
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help="steps at which to read success (default: the env's T only)")
+    ap.add_argument("--bins", type=float, nargs="+", default=[0.0, 0.3, 0.45, 1.0],
+                    help="start-goal distance bin edges in metres")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "misses.json"))
+    add_flag(ap)
+    args = ap.parse_args(argv)
+    if args.episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {args.episodes}")
+    if len(args.bins) < 2 or any(b >= c for b, c in zip(args.bins, args.bins[1:])):
+        raise UserError(f"--bins must be 2 or more increasing edges, got {args.bins}")
+    states = [load_policy(p) for p in args.policies]
+    envs = {s["env_name"] for s in states}
+    if len(envs) != 1:
+        raise UserError(f"the policies are for different envs ({', '.join(sorted(envs))}); "
+                        f"give policies of one env")
+    env_name = envs.pop()
+    env = make_env(env_name)
+    spec = describe_env(env, env_name)
+    # panda-gym's simulator names its bodies; the object tasks have one called "object", whose
+    # position is the achieved goal, with the table top at height 0
+    bodies = getattr(getattr(env.unwrapped, "sim", None), "_bodies_idx", {})
+    if "object" not in bodies or spec.distance_threshold is None:
+        raise UserError(f"{env_name}: needs a panda-gym task that moves one object to a goal "
+                        f"with the sparse reward, such as PandaPush-v3 or PandaSlide-v3")
+    steps = sorted({spec.T, *(args.steps or [])})
+    if steps[0] < spec.T:
+        raise UserError(f"--steps must be >= the env's T ({spec.T}), got {steps[0]}")
+
+    results = []
+    with bar(len(states) * args.episodes, "episodes", "ep", enabled=not args.no_progress) as b:
+        for state in states:
+            actor = actor_from_state(state)
+            episodes = []
+            for i in range(args.episodes):
+                episodes.append(play_episode(env, actor, args.first_seed + i, steps, spec.T,
+                                             spec.dt))
+                b.update(1)
+            results.append(summarize(episodes, steps, spec.T, args.bins,
+                                     spec.distance_threshold))
+    env.close()
+    names = [os.path.basename(p) for p in args.policies]
+    print(f"{env_name}, {args.episodes} episodes (env seeds {args.first_seed}-"
+          f"{args.first_seed + args.episodes - 1}), T = {spec.T}")
+    print(table(names, results, steps, spec.T, spec.distance_threshold))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with atomic_open(args.out, "w") as f:
+        json.dump({"env": env_name, "episodes": args.episodes, "first_seed": args.first_seed,
+                   "steps": steps, "date": time.strftime("%Y-%m-%d"),
+                   "policies": dict(zip(args.policies, results))}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
