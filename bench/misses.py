@@ -152,6 +152,9 @@ def main(argv=None) -> int:
                                      spec.distance_threshold))
     env.close()
     names = [os.path.basename(p) for p in args.policies]
+    if len(set(names)) < len(names):  # the same file name in several runs: name the run too
+        names = [os.path.join(os.path.basename(os.path.dirname(os.path.abspath(p))), n)
+                 for p, n in zip(args.policies, names)]
     print(f"{env_name}, {args.episodes} episodes (env seeds {args.first_seed}-"
           f"{args.first_seed + args.episodes - 1}), T = {spec.T}")
     print(table(names, results, steps, spec.T, spec.distance_threshold))
