@@ -1,8 +1,8 @@
 """Stepping goal envs through episodes of exactly T steps into episode-batch arrays.
 
 The one episode loop of the library: the rollout worker, the scripted demo generators, the path
-tracking of the recording importers (experiment/data_generation/import_motion.py, import_vr.py)
-and the keyboard recorder all step through it. Every episode runs exactly T steps:
+tracking of the recording importers (experiment/data_generation/import_motion.py, import_vr.py),
+the keyboard recorder and bench/misses.py all step through it. Every episode runs exactly T steps:
 ``terminated`` (panda-gym's success) and ``truncated`` are ignored, since goals are relabelled
 later and success is not terminal (DESIGN.md "Episodes"). What is stepped is what the caller
 passes: the rollout worker passes the wrapped envs (so recording wrappers see every step), the

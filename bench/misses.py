@@ -26,6 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from baselines_her.atomic import atomic_open  # noqa: E402
 from baselines_her.envs import describe_env, make_env  # noqa: E402
+from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
 from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
@@ -34,32 +35,25 @@ MOVED_M = 0.01  # the object counts as moved once it is this far from its start
 
 
 def play_episode(env, actor, seed: int, steps: list, T: int, dt: float) -> dict:
-    """One deterministic episode of ``max(steps)`` steps (past T through the unwrapped env, which
-    has no time limit of its own); the object's state at T and the success at each of ``steps``."""
+    """One deterministic episode of ``max(steps)`` steps through the library's episode loop on
+    ``env.unwrapped``, which has no time limit of its own (so it can go on past T); the object's
+    state at T and the success at each of ``steps``."""
     obs, _ = env.reset(seed=seed)
-    start, goal = obs["achieved_goal"].copy(), obs["desired_goal"].copy()
-    core, first_move, success, at_T = env.unwrapped, None, {}, None
-    for t in range(1, max(steps) + 1):
-        before = obs["achieved_goal"].copy()
-        u = actor(obs["observation"][None].astype(np.float32),
-                  obs["desired_goal"][None].astype(np.float32))[0]
-        obs, _, _, _, info = (env if t <= T else core).step(u)
-        ag = obs["achieved_goal"]
-        if first_move is None and t <= T and np.linalg.norm(ag[:2] - start[:2]) > MOVED_M:
-            first_move = t
-        if t in steps:
-            success[t] = bool(info["is_success"])
-        if t == T:
-            at_T = (ag.copy(), float(np.linalg.norm(ag[:2] - before[:2])) / dt)
-    final, speed = at_T
+    batch = run_episodes([env.unwrapped], [obs], lambda t, o, ag, g, _obs: actor(o, g),
+                         max(steps))
+    ag = batch["ag"][0].astype(np.float64)  # ag[t]: after t steps
+    start, goal = ag[0], batch["g"][0, 0].astype(np.float64)
+    moved = np.flatnonzero(np.linalg.norm(ag[1:T + 1, :2] - start[:2], axis=1) > MOVED_M)
     line = goal[:2] - start[:2]
     length = float(np.linalg.norm(line))
     unit = line / max(length, 1e-9)
-    rel = final[:2] - start[:2]
+    rel = ag[T, :2] - start[:2]
     return {"distance": length, "along_error": float(rel @ unit) - length,
             "cross_error": float(rel @ np.array([-unit[1], unit[0]])),
-            "off_table": bool(final[2] < 0.0), "first_move": first_move, "speed_at_T": speed,
-            "success": success}
+            "off_table": bool(ag[T, 2] < 0.0),
+            "first_move": int(moved[0]) + 1 if moved.size else None,
+            "speed_at_T": float(np.linalg.norm(ag[T, :2] - ag[T - 1, :2])) / dt,
+            "success": {t: bool(batch["info_is_success"][0, t - 1, 0]) for t in steps}}
 
 
 def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
