@@ -40,10 +40,11 @@ from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/pro
 
 # The panda-gym v3 results table (docs/results.md): env id, seeds, scripted demos made for it
 # (0: none), flags beyond --demo_file.
+DEMO_RESETS = ("num_demo=1000", "demo_reset_prob=0.5")  # all 1,000 demos, half the resets
 TASKS = (("PandaReach-v3", 3, 0, ()), ("PandaPush-v3", 1, 0, ()),
          ("PandaPickAndPlace-v3", 1, 100, ()),
-         ("PandaSlide-v3", 1, 1000, ("num_demo=1000", "demo_reset_prob=0.5", "n_test_rollouts=20")),
-         ("PandaStack-v3", 1, 1000, ("num_demo=1000", "demo_reset_prob=0.5")))
+         ("PandaSlide-v3", 1, 1000, DEMO_RESETS + ("n_test_rollouts=20",)),
+         ("PandaStack-v3", 1, 1000, DEMO_RESETS))
 
 HEADER = ("| env | algo | seed | epochs | env steps | wall s | final success | best success | "
           "first >= {thr}: epoch / env steps / s |\n|---|---|---|---|---|---|---|---|---|")

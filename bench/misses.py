@@ -6,10 +6,10 @@ Each policy plays the same ``--episodes`` deterministic episodes (env seeds ``--
 ``--first_seed + 1``, ...). At the env's own last step (T, 50 for panda-gym) the object's final
 position is read against the line from its start to the goal: how far along the line it stopped
 (short of the goal or past it), how far off the line, whether it left the table (height below 0)
-or never moved (never 1 cm from its start by step T), its speed over the last step, and the step of its
-first move. Success is split by the start-goal distance (``--bins``). ``--steps`` beyond T go on
-stepping the same episodes past the env's time limit with the actor unchanged and report the
-success at those steps: how much of the failure is the episode ending while the object still
+or never moved (never 1 cm from its start by step T), its speed over the last step, and the step
+of its first move. Success is split by the start-goal distance (``--bins``). ``--steps`` beyond T
+go on stepping the same episodes past the env's time limit with the actor unchanged and report
+the success at those steps: how much of the failure is the episode ending while the object still
 moves. Prints a markdown table (one column per policy) and writes JSON (``--out``). Never run by
 CI.
 """
@@ -29,6 +29,7 @@ from baselines_her.envs import describe_env, make_env  # noqa: E402
 from baselines_her.episode import run_episodes  # noqa: E402
 from baselines_her.errors import UserError, UserErrorParser, run_cli  # noqa: E402
 from baselines_her.policy_file import actor_from_state, load_policy  # noqa: E402
+from baselines_her import sim_state  # noqa: E402
 from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
 
 MOVED_M = 0.01  # the object counts as moved once it is this far from its start
@@ -79,9 +80,9 @@ def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float)
 
 def table(names: list, results: list, steps: list, T: int, threshold: float) -> str:
     cm = f"{threshold * 100:g} cm"
-    rows = [("success at step T = %d" % T, lambda r: f"{r['success_at'][T]:.2f}")]
-    rows += [(f"success at step {t} (past the time limit)", lambda r, t=t: f"{r['success_at'][t]:.2f}")
-             for t in steps if t != T]
+    rows = [(f"success at step T = {T}", lambda r: f"{r['success_at'][T]:.2f}")]
+    rows += [(f"success at step {t} (past the time limit)",
+              lambda r, t=t: f"{r['success_at'][t]:.2f}") for t in steps if t != T]
     rows += [("object off the table / never moved",
               lambda r: f"{r['off_table']:.2f} / {r['never_moved']:.2f}"),
              (f"on the table: short of the goal by > {cm} / past it by > {cm}",
@@ -123,9 +124,9 @@ def main(argv=None) -> int:
     env_name = envs.pop()
     env = make_env(env_name)
     spec = describe_env(env, env_name)
-    # panda-gym's simulator names its bodies; the object tasks have one called "object", whose
-    # position is the achieved goal, with the table top at height 0
-    bodies = getattr(getattr(env.unwrapped, "sim", None), "_bodies_idx", {})
+    # panda-gym's object tasks have a body called "object", whose position is the achieved goal,
+    # with the table top at height 0
+    bodies = sim_state.layout(env).bodies if sim_state.supported(env) else ()
     if "object" not in bodies or spec.distance_threshold is None:
         raise UserError(f"{env_name}: needs a panda-gym task that moves one object to a goal "
                         f"with the sparse reward, such as PandaPush-v3 or PandaSlide-v3")
