@@ -98,7 +98,9 @@ def episode_length(name: str) -> int:
 
 
 def make_env(name: str, render_mode: str | None = None):
-    """Build the gymnasium env ``name`` and check it is a goal env with a Box action space."""
+    """Build the gymnasium env ``name`` and check it is a goal env with a Box action space. A
+    panda-gym env comes wrapped in :class:`~baselines_her.contact_cache.FreshContacts`, so each
+    episode steps as in a fresh env."""
     import gymnasium as gym
     check_env_id(name)
     kwargs = {} if render_mode is None else {"render_mode": render_mode}
@@ -121,6 +123,9 @@ def make_env(name: str, render_mode: str | None = None):
         raise EnvError(f"env {name!r} has no compute_reward(achieved_goal, desired_goal, info)")
     if not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(f"env {name!r} needs a Box action space, got {env.action_space}")
+    if hasattr(getattr(env.unwrapped, "sim", None), "physics_client"):  # panda-gym (PyBullet)
+        from baselines_her.contact_cache import FreshContacts
+        env = FreshContacts(env)
     return env
 
 

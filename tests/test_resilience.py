@@ -24,10 +24,8 @@ from baselines_her.logger import Logger
 from baselines_her.train import Trainer, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The rollout process is on (the default). PyBullet keeps contact state across a reset, so an
-# episode that touches the table can step differently in a fresh env (a resumed run's) than in
-# one that ran episodes before (docs/architecture.md): none of this seed's episodes after the
-# resume points below does (one of seed 3's does).
+# The rollout process is on (the default). A resumed run's envs are fresh; each episode starts
+# with PyBullet's contact cache empty (contact_cache.py), so it steps as in the uninterrupted run.
 TINY = {"n_epochs": 3, "n_cycles": 3, "n_batches": 3, "batch_size": 32, "hidden": 16,
         "layers": 1, "n_test_rollouts": 2, "buffer_size": 5000, "num_threads": 1, "seed": 4,
         "policy_save_interval": 1, "jit_compile": 0}  # XLA's compile time would dominate here
@@ -148,6 +146,27 @@ def test_signal_mid_epoch_saves_position_and_resume_reproduces_the_run(tmp_path,
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
     train(prepare_params("PandaReach-v3", TINY), logdir=logdir, resume=True)
     assert numbers(rows_of(logdir)) == reference
+
+
+def test_object_task_resumes_the_same_run(tmp_path, monkeypatch):
+    # The cube rests on the table at every reset: without an empty contact cache at each reset
+    # (contact_cache.py) the resumed run's fresh envs step differently from the first episode on.
+    params = prepare_params("PandaPush-v3", {**TINY, "n_epochs": 2})
+    train(params, logdir=str(tmp_path / "reference"))
+    logdir = str(tmp_path / "run")
+    original = Trainer._cycle
+    calls = {"n": 0}
+
+    def cycle_then_signal(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGTERM)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_cycle", cycle_then_signal)
+        assert train(params, logdir=logdir).stopped_by == "SIGTERM"
+    train(params, logdir=logdir, resume=True)
+    assert numbers(rows_of(logdir)) == numbers(rows_of(str(tmp_path / "reference")))
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_files(tmp_path, monkeypatch):

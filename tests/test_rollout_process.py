@@ -24,8 +24,8 @@ from baselines_her.seeding import seed_everything
 from baselines_her.train import Trainer, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Seed 0: none of its episodes after the stop points below depends on the env's history (PyBullet
-# keeps contact state across a reset; see docs/architecture.md), so resumes reproduce exactly.
+# Resumed runs' envs are fresh; each episode starts with PyBullet's contact cache empty
+# (contact_cache.py), so resumes reproduce exactly.
 SMALL = {"n_epochs": 2, "n_cycles": 3, "n_batches": 2, "hidden": 16, "layers": 1,
          "n_test_rollouts": 1, "buffer_size": 2000, "num_threads": 1, "jit_compile": 0,
          "seed": 0, "policy_save_interval": 1}
