@@ -2,8 +2,8 @@
 
 PyBullet keeps a contact manifold (points and the impulses that warm-start the solver) for each
 pair of bodies whose bounding boxes overlap, and panda-gym's reset moves bodies without dropping
-them. An episode then steps differently after other episodes than in a fresh env: the object
-resting on the table gets the previous episode's cached impulses at its first step. Measured with
+them. An episode then steps differently after other episodes than in a fresh env: the contact
+of the object resting on the table is warm-started from the previous episode's. Measured with
 random actions and the same reset seeds (docs/architecture.md): 38 of 40 PandaPush-v3 episodes
 differed from a fresh env's from their first step on. A resumed run's envs are fresh, so without
 this its episodes would differ from the uninterrupted run's.

@@ -281,7 +281,9 @@ def test_sigterm_exits_0_with_how_to_resume_and_kill_9_resumes(tmp_path, referen
     done = subprocess.run(her("--resume", f"--logdir={logdir}"), cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert numbers(rows_of(logdir)) == reference
+    with open(os.path.join(logdir, "log.txt")) as f:  # where the run stopped and resumed
+        events = [line.strip() for line in f if line.startswith(("stopped", "resumed"))]
+    assert numbers(rows_of(logdir)) == reference, events
 
 
 def test_diverging_run_exits_with_one_line(tmp_path):
