@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from baselines_her import sim_state
 from baselines_her.errors import UserError
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
@@ -123,7 +124,7 @@ def make_env(name: str, render_mode: str | None = None):
         raise EnvError(f"env {name!r} has no compute_reward(achieved_goal, desired_goal, info)")
     if not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(f"env {name!r} needs a Box action space, got {env.action_space}")
-    if hasattr(getattr(env.unwrapped, "sim", None), "physics_client"):  # panda-gym (PyBullet)
+    if sim_state.supported(env):  # panda-gym (PyBullet)
         from baselines_her.contact_cache import FreshContacts
         env = FreshContacts(env)
     return env

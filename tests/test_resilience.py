@@ -77,6 +77,19 @@ def kill_once(monkeypatch, target, name, when):
     monkeypatch.setattr(target, name, wrapped)
 
 
+def sigterm_after_cycle(monkeypatch, n):
+    """Make the run receive SIGTERM right after its ``n``-th cycle (counted from 1)."""
+    original = Trainer._cycle
+    calls = {"n": 0}
+
+    def cycle_then_signal(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == n:
+            signal.raise_signal(signal.SIGTERM)
+    monkeypatch.setattr(Trainer, "_cycle", cycle_then_signal)
+
+
 @pytest.mark.parametrize("target,name,when", [
     # when=2: during epoch 1's save
     (checkpoint, "_write_files", 2),      # mid-save: the new snapshot is incomplete
@@ -128,16 +141,8 @@ def test_torn_progress_line_is_dropped_on_resume(tmp_path, monkeypatch, referenc
 def test_signal_mid_epoch_saves_position_and_resume_reproduces_the_run(tmp_path, monkeypatch,
                                                                         reference):
     logdir = str(tmp_path)
-    original = Trainer._cycle
-    calls = {"n": 0}
-
-    def cycle_then_signal(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 4:  # epoch 1, after its first cycle
-            signal.raise_signal(signal.SIGTERM)
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "_cycle", cycle_then_signal)
+        sigterm_after_cycle(m, 4)  # epoch 1, after its first cycle
         result = train(prepare_params("PandaReach-v3", TINY), logdir=logdir)
     assert result.stopped_by == "SIGTERM"
     assert [r["epoch"] for r in rows_of(logdir)] == ["0"]
@@ -154,16 +159,8 @@ def test_object_task_resumes_the_same_run(tmp_path, monkeypatch):
     params = prepare_params("PandaPush-v3", {**TINY, "n_epochs": 2})
     train(params, logdir=str(tmp_path / "reference"))
     logdir = str(tmp_path / "run")
-    original = Trainer._cycle
-    calls = {"n": 0}
-
-    def cycle_then_signal(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            signal.raise_signal(signal.SIGTERM)
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "_cycle", cycle_then_signal)
+        sigterm_after_cycle(m, 2)
         assert train(params, logdir=logdir).stopped_by == "SIGTERM"
     train(params, logdir=logdir, resume=True)
     assert numbers(rows_of(logdir)) == numbers(rows_of(str(tmp_path / "reference")))
