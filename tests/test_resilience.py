@@ -22,6 +22,7 @@ from baselines_her.ddpg import DDPG
 from baselines_her.errors import TrainingDiverged, UserError
 from baselines_her.logger import Logger
 from baselines_her.train import Trainer, train
+from test_rollout_process import signal_after  # tests/ is on sys.path under pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The rollout process is on (the default). A resumed run's envs are fresh; each episode starts
@@ -77,19 +78,6 @@ def kill_once(monkeypatch, target, name, when):
     monkeypatch.setattr(target, name, wrapped)
 
 
-def sigterm_after_cycle(monkeypatch, n):
-    """Make the run receive SIGTERM right after its ``n``-th cycle (counted from 1)."""
-    original = Trainer._cycle
-    calls = {"n": 0}
-
-    def cycle_then_signal(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == n:
-            signal.raise_signal(signal.SIGTERM)
-    monkeypatch.setattr(Trainer, "_cycle", cycle_then_signal)
-
-
 @pytest.mark.parametrize("target,name,when", [
     # when=2: during epoch 1's save
     (checkpoint, "_write_files", 2),      # mid-save: the new snapshot is incomplete
@@ -142,7 +130,7 @@ def test_signal_mid_epoch_saves_position_and_resume_reproduces_the_run(tmp_path,
                                                                         reference):
     logdir = str(tmp_path)
     with monkeypatch.context() as m:
-        sigterm_after_cycle(m, 4)  # epoch 1, after its first cycle
+        signal_after(m, 4)  # epoch 1, after its first cycle
         result = train(prepare_params("PandaReach-v3", TINY), logdir=logdir)
     assert result.stopped_by == "SIGTERM"
     assert [r["epoch"] for r in rows_of(logdir)] == ["0"]
@@ -160,7 +148,7 @@ def test_object_task_resumes_the_same_run(tmp_path, monkeypatch):
     train(params, logdir=str(tmp_path / "reference"))
     logdir = str(tmp_path / "run")
     with monkeypatch.context() as m:
-        sigterm_after_cycle(m, 2)
+        signal_after(m, 2)
         assert train(params, logdir=logdir).stopped_by == "SIGTERM"
     train(params, logdir=logdir, resume=True)
     assert numbers(rows_of(logdir)) == numbers(rows_of(str(tmp_path / "reference")))
