@@ -7,7 +7,8 @@
 
 ``--all`` runs the panda-gym v3 table (TASKS: every task's command in docs/results.md: the
 defaults, with scripted demos where the task's command uses them: 100 for PickAndPlace, 1,000
-and demo resets for Slide and Stack), one JSON per run and a markdown table in --outdir.
+for Slide and 3,000 for Stack, with demo resets), one JSON per run and a markdown table in
+--outdir.
 ``--ship DIR`` evaluates each run's ``policy_best.pkl`` with ``play.py`` (100 episodes, seed 0)
 and writes its actor and normalisers to ``DIR/<EnvId>.pkl`` (the critics are left out: play.py
 needs only the actor); ``--ship_policy FILE`` does the same for one policy file of a finished run.
@@ -40,11 +41,11 @@ from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/pro
 
 # The panda-gym v3 results table (docs/results.md): env id, seeds, scripted demos made for it
 # (0: none), flags beyond --demo_file.
-DEMO_RESETS = ("num_demo=1000", "demo_reset_prob=0.5")  # all 1,000 demos, half the resets
 TASKS = (("PandaReach-v3", 3, 0, ()), ("PandaPush-v3", 1, 0, ()),
          ("PandaPickAndPlace-v3", 1, 100, ()),
-         ("PandaSlide-v3", 1, 1000, DEMO_RESETS + ("n_test_rollouts=20",)),
-         ("PandaStack-v3", 1, 1000, DEMO_RESETS))
+         ("PandaSlide-v3", 1, 1000, ("num_demo=1000", "demo_reset_prob=0.5",
+                                     "n_test_rollouts=20")),
+         ("PandaStack-v3", 1, 3000, ("num_demo=3000", "demo_reset_prob=0.5")))
 
 HEADER = ("| env | algo | seed | epochs | env steps | wall s | final success | best success | "
           "first >= {thr}: epoch / env steps / s |\n|---|---|---|---|---|---|---|---|---|")

@@ -1,17 +1,24 @@
-"""Where a policy's misses are, on a panda-gym task that moves an object to a goal (Push, Slide).
+"""Where a policy's misses are, on a panda-gym task that moves objects to goals (Push, Slide, Stack).
 
     python bench/misses.py policies/PandaSlide-v3.pkl OTHER.pkl [--episodes 200] [--steps 50 75 100]
+    python bench/misses.py policies/PandaStack-v3.pkl --episodes 100 --steps 150 200
 
 Each policy plays the same ``--episodes`` deterministic episodes (env seeds ``--first_seed``,
-``--first_seed + 1``, ...). At the env's own last step (T, 50 for panda-gym) the object's final
-position is read against the line from its start to the goal: how far along the line it stopped
-(short of the goal or past it), how far off the line, whether it left the table (height below 0)
-or never moved (never 1 cm from its start by step T), its speed over the last step, and the step
-of its first move. Success is split by the start-goal distance (``--bins``). ``--steps`` beyond T
-go on stepping the same episodes past the env's time limit with the actor unchanged and report
-the success at those steps: how much of the failure is the episode ending while the object still
-moves. Prints a markdown table (one column per policy) and writes JSON (``--out``). Never run by
-CI.
+``--first_seed + 1``, ...). At the env's own last step (T: 50 for Push and Slide, 100 for Stack)
+the object's final position is read against the line from its start to the goal: how far along
+the line it stopped (short of the goal or past it), how far off the line, whether it left the
+table (height below 0) or never moved (never 1 cm from its start by step T), its speed over the
+last step, and the step of its first move. Success is split by the start-goal distance
+(``--bins``). ``--steps`` beyond T go on stepping the same episodes past the env's time limit
+with the actor unchanged and report the success at those steps: how much of the failure is the
+episode ending while the object still moves.
+
+On PandaStack-v3 (two blocks, ``object1`` below ``object2``; success when the six coordinates
+together are within the threshold, 10 cm) the failures at T are split instead: each block within
+half the threshold of its goal, the top block lifted off the table, success in the first 5 steps
+(a start near the goals) or reached later and lost by T; with the step of the first success.
+
+Prints a markdown table (one column per policy) and writes JSON (``--out``). Never run by CI.
 """
 from __future__ import annotations
 
@@ -33,17 +40,24 @@ from baselines_her import sim_state  # noqa: E402
 from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
 
 MOVED_M = 0.01  # the object counts as moved once it is this far from its start
+START_STEPS = 5  # Stack: a success this early comes from where the reset put the blocks
+LIFTED_M = 0.03  # Stack: the top block (2 cm half-height on the table) counts as lifted above this
 
 
-def play_episode(env, actor, seed: int, steps: list, T: int, dt: float) -> dict:
+def play(env, actor, seed: int, steps: list) -> tuple:
     """One deterministic episode of ``max(steps)`` steps through the library's episode loop on
-    ``env.unwrapped``, which has no time limit of its own (so it can go on past T); the object's
-    state at T and the success at each of ``steps``."""
+    ``env.unwrapped``, which has no time limit of its own (so it can go on past T): achieved goals
+    ``ag[t]`` after t steps (float64), the goal, and the success after each step (bool)."""
     obs, _ = env.reset(seed=seed)
     batch = run_episodes([env.unwrapped], [obs], lambda t, o, ag, g, _obs: actor(o, g),
                          max(steps))
-    ag = batch["ag"][0].astype(np.float64)  # ag[t]: after t steps
-    start, goal = ag[0], batch["g"][0, 0].astype(np.float64)
+    return (batch["ag"][0].astype(np.float64), batch["g"][0, 0].astype(np.float64),
+            batch["info_is_success"][0, :, 0].astype(bool))
+
+
+def object_episode(ag, goal, success, steps: list, T: int, dt: float) -> dict:
+    """The one object's state at T against the line from its start to the goal."""
+    start = ag[0]
     moved = np.flatnonzero(np.linalg.norm(ag[1:T + 1, :2] - start[:2], axis=1) > MOVED_M)
     line = goal[:2] - start[:2]
     length = float(np.linalg.norm(line))
@@ -54,7 +68,55 @@ def play_episode(env, actor, seed: int, steps: list, T: int, dt: float) -> dict:
             "off_table": bool(ag[T, 2] < 0.0),
             "first_move": int(moved[0]) + 1 if moved.size else None,
             "speed_at_T": float(np.linalg.norm(ag[T, :2] - ag[T - 1, :2])) / dt,
-            "success": {t: bool(batch["info_is_success"][0, t - 1, 0]) for t in steps}}
+            "success": {t: bool(success[t - 1]) for t in steps}}
+
+
+def stack_episode(ag, goal, success, steps: list, T: int, dt: float) -> dict:
+    """Each block's distance to its goal at T (``ag`` and the goal: bottom block xyz, then top
+    block xyz), the top block's height and when success was first reached."""
+    first = np.flatnonzero(success)
+    return {"bottom_error": float(np.linalg.norm(ag[T, :3] - goal[:3])),
+            "top_error": float(np.linalg.norm(ag[T, 3:] - goal[3:])),
+            "top_height": float(ag[T, 5]),
+            # the blocks can start within the threshold of their goals (it is 10 cm)
+            "at_start": bool(success[:START_STEPS].any()),
+            "reached_later": bool(success[START_STEPS:T].any()),
+            "first_success": int(first[0]) + 1 if first.size else None,
+            "success": {t: bool(success[t - 1]) for t in steps}}
+
+
+def summarize_stack(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
+    fails = [e for e in episodes if not e["success"][T]]
+    frac = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    firsts = [e["first_success"] for e in episodes if e["first_success"] is not None]
+    return {"success_at": {t: frac([e["success"][t] for e in episodes]) for t in steps},
+            "failures": len(fails) / len(episodes),
+            # each block within half the threshold: both so puts the pair within it
+            "bottom_placed": frac([e["bottom_error"] < threshold / 2 for e in fails]),
+            "top_placed": frac([e["top_error"] < threshold / 2 for e in fails]),
+            "top_lifted": frac([e["top_height"] > LIFTED_M for e in fails]),
+            "at_start": frac([e["at_start"] for e in fails]),
+            "lost": frac([e["reached_later"] for e in fails]),
+            "first_success_median": float(np.median(firsts)) if firsts else float("nan")}
+
+
+def table_stack(names: list, results: list, steps: list, T: int, threshold: float) -> str:
+    cm = f"{threshold * 50:g} cm"
+    rows = [(f"success at step T = {T}", lambda r: f"{r['success_at'][T]:.2f}")]
+    rows += [(f"success at step {t} (past the time limit)",
+              lambda r, t=t: f"{r['success_at'][t]:.2f}") for t in steps if t != T]
+    rows += [("step of the first success (median)", lambda r: f"{r['first_success_median']:g}"),
+             (f"of the failures at T: bottom block within {cm} of its goal",
+              lambda r: f"{r['bottom_placed']:.2f}"),
+             (f"of the failures at T: top block within {cm} of its goal",
+              lambda r: f"{r['top_placed']:.2f}"),
+             (f"of the failures at T: top block above {LIFTED_M * 100:g} cm",
+              lambda r: f"{r['top_lifted']:.2f}"),
+             (f"of the failures at T: success in the first {START_STEPS} steps (a start near "
+              f"the goals)", lambda r: f"{r['at_start']:.2f}"),
+             (f"of the failures at T: success reached after step {START_STEPS} and lost",
+              lambda r: f"{r['lost']:.2f}")]
+    return markdown(names, results, rows)
 
 
 def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
@@ -94,6 +156,10 @@ def table(names: list, results: list, steps: list, T: int, threshold: float) -> 
     label = " / ".join(f"{b['from']:g}-{b['to']:g}" for b in bins)
     rows.append((f"success for start-goal distances {label} m",
                  lambda r: " / ".join(f"{b['success']:.2f}" for b in r["success_by_distance"])))
+    return markdown(names, results, rows)
+
+
+def markdown(names: list, results: list, rows: list) -> str:
     lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {label} | " + " | ".join(fmt(r) for r in results) + " |" for label, fmt in rows]
     return "\n".join(lines)
@@ -124,12 +190,16 @@ def main(argv=None) -> int:
     env_name = envs.pop()
     env = make_env(env_name)
     spec = describe_env(env, env_name)
-    # panda-gym's object tasks have a body called "object", whose position is the achieved goal,
-    # with the table top at height 0
+    # panda-gym's object tasks have a body called "object" (Stack: "object1", "object2"), whose
+    # position is the achieved goal, with the table top at height 0
     bodies = sim_state.layout(env).bodies if sim_state.supported(env) else ()
-    if "object" not in bodies or spec.distance_threshold is None:
-        raise UserError(f"{env_name}: needs a panda-gym task that moves one object to a goal "
-                        f"with the sparse reward, such as PandaPush-v3 or PandaSlide-v3")
+    if spec.distance_threshold is None or not (
+            "object" in bodies or {"object1", "object2"} <= set(bodies)):
+        raise UserError(f"{env_name}: needs a panda-gym task that moves objects to goals with the "
+                        f"sparse reward, such as PandaPush-v3, PandaSlide-v3 or PandaStack-v3")
+    stack = "object" not in bodies
+    episode_of, summarize_of, table_of = ((stack_episode, summarize_stack, table_stack) if stack
+                                          else (object_episode, summarize, table))
     steps = sorted({spec.T, *(args.steps or [])})
     if steps[0] < spec.T:
         raise UserError(f"--steps must be >= the env's T ({spec.T}), got {steps[0]}")
@@ -140,11 +210,11 @@ def main(argv=None) -> int:
             actor = actor_from_state(state)
             episodes = []
             for i in range(args.episodes):
-                episodes.append(play_episode(env, actor, args.first_seed + i, steps, spec.T,
-                                             spec.dt))
+                episodes.append(episode_of(*play(env, actor, args.first_seed + i, steps),
+                                           steps, spec.T, spec.dt))
                 b.update(1)
-            results.append(summarize(episodes, steps, spec.T, args.bins,
-                                     spec.distance_threshold))
+            results.append(summarize_of(episodes, steps, spec.T, args.bins,
+                                        spec.distance_threshold))
     env.close()
     names = [os.path.basename(p) for p in args.policies]
     if len(set(names)) < len(names):  # the same file name in several runs: name the run too
@@ -152,7 +222,7 @@ def main(argv=None) -> int:
                  for p, n in zip(args.policies, names)]
     print(f"{env_name}, {args.episodes} episodes (env seeds {args.first_seed}-"
           f"{args.first_seed + args.episodes - 1}), T = {spec.T}")
-    print(table(names, results, steps, spec.T, spec.distance_threshold))
+    print(table_of(names, results, steps, spec.T, spec.distance_threshold))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with atomic_open(args.out, "w") as f:
         json.dump({"env": env_name, "episodes": args.episodes, "first_seed": args.first_seed,
