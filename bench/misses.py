@@ -90,7 +90,6 @@ def summarize_stack(episodes: list, steps: list, T: int, bins: list, threshold: 
     frac = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     firsts = [e["first_success"] for e in episodes if e["first_success"] is not None]
     return {"success_at": {t: frac([e["success"][t] for e in episodes]) for t in steps},
-            "failures": len(fails) / len(episodes),
             # each block within half the threshold: both so puts the pair within it
             "bottom_placed": frac([e["bottom_error"] < threshold / 2 for e in fails]),
             "top_placed": frac([e["top_error"] < threshold / 2 for e in fails]),
