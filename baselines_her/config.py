@@ -79,6 +79,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
     "demo_batch_size": 128,
     "prm_loss_weight": 0.001,
     "aux_loss_weight": 0.0078,
+    "demo_her": True,  # baselines relabels demo rows with HER like replay rows
     # resets to demonstration states (Nair et al. 2018): needs the demos' simulator states
     "demo_reset_prob": 0.0,
     # human buffer: a fixed share of every batch drawn from recorded human episodes
@@ -466,6 +467,9 @@ PARAM_HELP: Mapping[str, str] = MappingProxyType({
     "human_file": "native .npz file of recorded human episodes, a fixed share of each batch",
     "human_ratio": "share of each batch drawn from --human_file, in [0, 1)",
     "human_her": "relabel the human rows with HER as well",
+    "demo_her": "relabel the demo rows with HER as well (off: demo rows keep the goals the "
+                "demonstrator was given, so BC clones each action for the goal it was taken "
+                "for)",
     "human_bc": "behaviour-cloning loss on the human rows (turns bc_loss on)",
     "human_norm": "human episodes update the observation and goal normalisers",
 })

@@ -205,6 +205,14 @@ class Trainer:
         self.last_row: dict | None = None  # the progress row of the last finished epoch
         self.checkpoint_dir = checkpoint.checkpoint_dir(logdir, self.rank)
 
+    def _source_sampler(self, her: bool) -> HerSampler:
+        """The sampler of a fixed episode source: the agent's HER sampler, or (``her`` off) one
+        that keeps each row's recorded goal and recomputes its reward."""
+        if her:
+            return self.sampler
+        return HerSampler("none", 0, self.spec.T, self.spec.compute_reward,
+                          self.spec.distance_threshold)
+
     def _build_sources(self, dims: tuple, env) -> tuple[list, np.ndarray | None]:
         """Replay, plus demo and human episode sources when their files are given; and the
         demos' simulator states when ``--demo_reset_prob`` > 0 (else None). ``env``: one of the
@@ -223,13 +231,13 @@ class Trainer:
                                   sim_states="required" if resets else "ignore",
                                   sim_state_dim=state_dim)
             demo_states = demos.pop("sim_state", None)
-            sources.append(fixed_source("demo", demos, self.sampler, rows["demo"], p.bc_loss, dims))
+            sources.append(fixed_source("demo", demos, self._source_sampler(p.demo_her),
+                                        rows["demo"], p.bc_loss, dims))
             self._update_normalizers(demos)  # demo data updates the normalisers
         if p.human_file:
             human = load_episodes(p.human_file, T, *dims, source="--human_file")
-            sampler = self.sampler if p.human_her else HerSampler(
-                "none", 0, T, self.spec.compute_reward, self.spec.distance_threshold)
-            sources.append(fixed_source("human", human, sampler, rows["human"], p.human_bc, dims))
+            sources.append(fixed_source("human", human, self._source_sampler(p.human_her),
+                                        rows["human"], p.human_bc, dims))
             if p.human_norm:
                 self._update_normalizers(human)
         for s in sources[1:]:

@@ -166,3 +166,29 @@ def test_bad_demo_file_fails_naming_file_and_key(tmp_path):
     params = prepare_params("PandaReach-v3", {"demo_file": str(bad), "n_epochs": 1})
     with pytest.raises(ValueError, match=r"bad\.npz.*'ag'"):
         train(params, logdir=str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("demo_her", [True, False])
+def test_demo_her_off_keeps_the_demonstrators_goals(tmp_path, reach_demos, demo_her):
+    """--demo_her=0: every demo row carries a goal the demonstrator was given (a Reach episode
+    has one goal), with its reward recomputed; the default relabels demo rows with HER, so most
+    rows carry achieved goals instead."""
+    from baselines_her.train import Trainer
+    trainer = Trainer(prepare_params("PandaReach-v3", {
+        "n_epochs": 1, "hidden": 16, "layers": 1, "buffer_size": 2000, "num_threads": 1,
+        "rollout_process": 0, "demo_file": str(reach_demos), "num_demo": 4,
+        "demo_her": demo_her}), str(tmp_path / "run"))
+    try:
+        demo = next(s for s in trainer.sources if s.name == "demo")
+        batch = demo.sample(np.random.default_rng(0), 400)
+        reward = trainer.spec.compute_reward(batch["ag_2"], batch["g"])
+    finally:
+        trainer.close()
+    with np.load(reach_demos) as f:
+        goals = np.unique(f["g"].reshape(-1, 3), axis=0)
+    given = (np.abs(batch["g"][:, None, :] - goals[None]).max(axis=2) == 0).any(axis=1)
+    np.testing.assert_array_equal(np.ravel(batch["r"]), np.ravel(reward))
+    if demo_her:
+        assert given.mean() < 0.5, given.mean()  # replay_k=4: about 4 in 5 rows relabelled
+    else:
+        assert given.all()
