@@ -461,15 +461,15 @@ PARAM_HELP: Mapping[str, str] = MappingProxyType({
     "demo_batch_size": "rows of each batch drawn from the demo buffer",
     "prm_loss_weight": "weight of the RL actor loss when bc_loss is on",
     "aux_loss_weight": "weight of the behaviour-cloning loss when bc_loss is on",
+    "demo_her": "relabel the demo rows with HER as well (off: demo rows keep the goals the "
+                "demonstrator was given, so BC clones each action for the goal it was taken "
+                "for)",
     "demo_reset_prob": "probability that a training episode starts from a random step of a "
                        "random demo (its goal too) instead of a reset; needs a --demo_file with "
                        "simulator states (panda-gym)",
     "human_file": "native .npz file of recorded human episodes, a fixed share of each batch",
     "human_ratio": "share of each batch drawn from --human_file, in [0, 1)",
     "human_her": "relabel the human rows with HER as well",
-    "demo_her": "relabel the demo rows with HER as well (off: demo rows keep the goals the "
-                "demonstrator was given, so BC clones each action for the goal it was taken "
-                "for)",
     "human_bc": "behaviour-cloning loss on the human rows (turns bc_loss on)",
     "human_norm": "human episodes update the observation and goal normalisers",
 })

@@ -6,9 +6,9 @@
     python bench/learning.py --all [--only PandaPush-v3 ...] [--ship policies/]
 
 ``--all`` runs the panda-gym v3 table (TASKS: every task's command in docs/results.md: the
-defaults, with scripted demos where the task's command uses them: 100 for PickAndPlace, 1,000
-for Slide and 3,000 for Stack, with demo resets), one JSON per run and a markdown table in
---outdir.
+defaults, with scripted demos where the task's command uses them: 100 for PickAndPlace, 3,000
+for Slide (behaviour cloning only) and 3,000 for Stack, with demo resets), one JSON per run and a
+markdown table in --outdir.
 ``--ship DIR`` evaluates each run's ``policy_best.pkl`` with ``play.py`` (100 episodes, seed 0)
 and writes its actor and normalisers to ``DIR/<EnvId>.pkl`` (the critics are left out: play.py
 needs only the actor); ``--ship_policy FILE`` does the same for one policy file of a finished run.
@@ -43,7 +43,8 @@ from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/pro
 # (0: none), flags beyond --demo_file.
 TASKS = (("PandaReach-v3", 3, 0, ()), ("PandaPush-v3", 1, 0, ()),
          ("PandaPickAndPlace-v3", 1, 100, ()),
-         ("PandaSlide-v3", 1, 1000, ("num_demo=1000", "demo_reset_prob=0.5",
+         ("PandaSlide-v3", 1, 3000, ("num_demo=3000", "demo_reset_prob=0.5", "q_filter=0",
+                                     "prm_loss_weight=0", "demo_her=0", "n_epochs=40",
                                      "n_test_rollouts=20")),
          ("PandaStack-v3", 1, 3000, ("num_demo=3000", "demo_reset_prob=0.5")))
 

@@ -8,7 +8,8 @@ Each policy plays the same ``--episodes`` deterministic episodes (env seeds ``--
 the object's final position is read against the line from its start to the goal: how far along
 the line it stopped (short of the goal or past it), how far off the line, whether it left the
 table (height below 0) or never moved (never 1 cm from its start by step T), its speed over the
-last step, and the step of its first move. Success is split by the start-goal distance
+last step (also over the successes alone: a success at T may be a puck sliding through the goal),
+and the step of its first move. Success is split by the start-goal distance
 (``--bins``). ``--steps`` beyond T go on stepping the same episodes past the env's time limit
 with the actor unchanged and report the success at those steps: how much of the failure is the
 episode ending while the object still moves.
@@ -41,6 +42,7 @@ from progress_bar import add_flag, bar  # noqa: E402  (bench/progress_bar.py)
 
 MOVED_M = 0.01  # the object counts as moved once it is this far from its start
 START_STEPS = 5  # Stack: a success this early comes from where the reset put the blocks
+MOVING_MPS = 0.05  # an object faster than this at T is still sliding
 LIFTED_M = 0.03  # Stack: the top block (2 cm half-height on the table) counts as lifted above this
 
 
@@ -131,6 +133,9 @@ def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float)
            "first_move_median": float(np.median(moved)) if moved else float("nan"),
            "speed_at_T_median": float(np.median([e["speed_at_T"] for e in episodes])),
            "success_by_distance": []}
+    hits = [e["speed_at_T"] for e in episodes if e["success"][T]]
+    out["moving_successes"] = frac([v > MOVING_MPS for v in hits])
+    out["success_speed_median"] = float(np.median(hits)) if hits else float("nan")
     for lo, hi in zip(bins, bins[1:]):
         inside = [e for e in episodes if lo <= e["distance"] < hi]
         out["success_by_distance"].append(
@@ -150,7 +155,10 @@ def table(names: list, results: list, steps: list, T: int, threshold: float) -> 
               lambda r: f"{r['short']:.2f} / {r['past']:.2f}"),
              (f"on the table: off the start-goal line by > {cm}", lambda r: f"{r['off_line']:.2f}"),
              ("step of the first move (median)", lambda r: f"{r['first_move_median']:g}"),
-             ("object speed at step T (median)", lambda r: f"{r['speed_at_T_median']:.2f} m/s")]
+             ("object speed at step T (median)", lambda r: f"{r['speed_at_T_median']:.2f} m/s"),
+             (f"of the successes at T: object still moving (> {MOVING_MPS:g} m/s) / its median "
+              f"speed", lambda r: f"{r['moving_successes']:.2f} / "
+                                  f"{r['success_speed_median']:.2f} m/s")]
     bins = results[0]["success_by_distance"]
     label = " / ".join(f"{b['from']:g}-{b['to']:g}" for b in bins)
     rows.append((f"success for start-goal distances {label} m",
