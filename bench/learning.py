@@ -44,7 +44,8 @@ from progress_bar import add_flag, bar, run_child, say  # noqa: E402  (bench/pro
 TASKS = (("PandaReach-v3", 3, 0, ()), ("PandaPush-v3", 1, 0, ()),
          ("PandaPickAndPlace-v3", 1, 100, ()),
          ("PandaSlide-v3", 1, 3000, ("num_demo=3000", "demo_reset_prob=0.5", "q_filter=0",
-                                     "prm_loss_weight=0", "demo_her=0", "n_epochs=40",
+                                     "prm_loss_weight=0", "demo_her=0", "batch_size=512",
+                                     "demo_batch_size=384", "n_epochs=32",
                                      "n_test_rollouts=20")),
          ("PandaStack-v3", 1, 3000, ("num_demo=3000", "demo_reset_prob=0.5")))
 
