@@ -46,6 +46,19 @@ MOVING_MPS = 0.05  # an object faster than this at T is still sliding
 LIFTED_M = 0.03  # Stack: the top block (2 cm half-height on the table) counts as lifted above this
 
 
+def frac(xs: list) -> float:
+    """The fraction of true values in ``xs`` (nan when empty)."""
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def success_rows(steps: list, T: int) -> list:
+    """Table rows of the success at T and at each step past it."""
+    rows = [(f"success at step T = {T}", lambda r: f"{r['success_at'][T]:.2f}")]
+    rows += [(f"success at step {t} (past the time limit)",
+              lambda r, t=t: f"{r['success_at'][t]:.2f}") for t in steps if t != T]
+    return rows
+
+
 def play(env, actor, seed: int, steps: list) -> tuple:
     """One deterministic episode of ``max(steps)`` steps through the library's episode loop on
     ``env.unwrapped``, which has no time limit of its own (so it can go on past T): achieved goals
@@ -89,7 +102,6 @@ def stack_episode(ag, goal, success, steps: list, T: int, dt: float) -> dict:
 
 def summarize_stack(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
     fails = [e for e in episodes if not e["success"][T]]
-    frac = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     firsts = [e["first_success"] for e in episodes if e["first_success"] is not None]
     return {"success_at": {t: frac([e["success"][t] for e in episodes]) for t in steps},
             # each block within half the threshold: both so puts the pair within it
@@ -103,9 +115,7 @@ def summarize_stack(episodes: list, steps: list, T: int, bins: list, threshold: 
 
 def table_stack(names: list, results: list, steps: list, T: int, threshold: float) -> str:
     cm = f"{threshold * 50:g} cm"
-    rows = [(f"success at step T = {T}", lambda r: f"{r['success_at'][T]:.2f}")]
-    rows += [(f"success at step {t} (past the time limit)",
-              lambda r, t=t: f"{r['success_at'][t]:.2f}") for t in steps if t != T]
+    rows = success_rows(steps, T)
     rows += [("step of the first success (median)", lambda r: f"{r['first_success_median']:g}"),
              (f"of the failures at T: bottom block within {cm} of its goal",
               lambda r: f"{r['bottom_placed']:.2f}"),
@@ -122,7 +132,6 @@ def table_stack(names: list, results: list, steps: list, T: int, threshold: floa
 
 def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float) -> dict:
     on = [e for e in episodes if not e["off_table"]]
-    frac = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     moved = [e["first_move"] for e in episodes if e["first_move"] is not None]
     out = {"success_at": {t: frac([e["success"][t] for e in episodes]) for t in steps},
            "off_table": frac([e["off_table"] for e in episodes]),
@@ -146,9 +155,7 @@ def summarize(episodes: list, steps: list, T: int, bins: list, threshold: float)
 
 def table(names: list, results: list, steps: list, T: int, threshold: float) -> str:
     cm = f"{threshold * 100:g} cm"
-    rows = [(f"success at step T = {T}", lambda r: f"{r['success_at'][T]:.2f}")]
-    rows += [(f"success at step {t} (past the time limit)",
-              lambda r, t=t: f"{r['success_at'][t]:.2f}") for t in steps if t != T]
+    rows = success_rows(steps, T)
     rows += [("object off the table / never moved",
               lambda r: f"{r['off_table']:.2f} / {r['never_moved']:.2f}"),
              (f"on the table: short of the goal by > {cm} / past it by > {cm}",
